@@ -1,0 +1,58 @@
+# Every target creates .venv (or $(VENV)) on first use and installs the package, its extras
+# and the pinned development tools from constraints.txt. Nothing needs installing by hand.
+#
+#   make test                      lint, format check, mypy --strict, pytest with coverage
+#   make demo                      the reference demo
+#   make bench                     the benchmarks (ratios against a baseline in the same run)
+#   make test PYTHON=python3.12 VENV=.venv-3.12   another interpreter, its own venv
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: help install test lint typecheck unit demo bench lock clean docs
+
+help:
+	@sed -n '1,10p' Makefile
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+test: lint typecheck unit
+
+demo: $(STAMP)
+	$(BIN)/ws-close-policy codes
+
+bench: $(STAMP)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Re-resolve the newest versions and pin them (run deliberately, then commit constraints.txt).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	echo '# Pinned development and CI versions (all Pythons 3.11-3.13). Regenerate with `make lock`.' > constraints.txt
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ws-close-policy' >> constraints.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf .venv .venv-* .mypy_cache .pytest_cache .ruff_cache .coverage .hypothesis build dist
+
+docs: $(STAMP)
+	$(BIN)/python -c "from ws_close_policy.report import close_codes_doc; print(close_codes_doc(), end='')" > docs/close-codes.md

@@ -1,0 +1,31 @@
+"""ws-close-policy: a correct, tested WebSocket close-code policy.
+
+The core is sans-IO: decisions are pure functions that take data and return an action
+(``Accept``, ``Send``, ``Close`` or ``Reject``). Adapters for ``websockets`` and Starlette
+live in :mod:`ws_close_policy.adapters` and are imported only when used.
+"""
+
+from .actions import Accept, Close, InvalidClose, Reject, Send
+from .codes import CloseCode, describe, encode_reason, is_receivable, is_sendable
+from .profile import Outcome, Profile, ReconnectAction, Rule, Violation
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Accept",
+    "Close",
+    "CloseCode",
+    "InvalidClose",
+    "Outcome",
+    "Profile",
+    "ReconnectAction",
+    "Reject",
+    "Rule",
+    "Send",
+    "Violation",
+    "__version__",
+    "describe",
+    "encode_reason",
+    "is_receivable",
+    "is_sendable",
+]
