@@ -6,17 +6,26 @@ live in :mod:`ws_close_policy.adapters` and are imported only when used.
 """
 
 from .actions import Accept, Close, InvalidClose, Reject, Send
+from .codecs import Codec
 from .codes import CloseCode, describe, encode_reason, is_receivable, is_sendable
+from .inbound import InboundPolicy
+from .outbound import OutboundPolicy
+from .policy import DEFAULT, Policy, decide_inbound, decide_outbound
 from .profile import Outcome, Profile, ReconnectAction, Rule, Violation
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DEFAULT",
     "Accept",
     "Close",
     "CloseCode",
+    "Codec",
+    "InboundPolicy",
     "InvalidClose",
+    "OutboundPolicy",
     "Outcome",
+    "Policy",
     "Profile",
     "ReconnectAction",
     "Reject",
@@ -24,6 +33,8 @@ __all__ = [
     "Send",
     "Violation",
     "__version__",
+    "decide_inbound",
+    "decide_outbound",
     "describe",
     "encode_reason",
     "is_receivable",

@@ -1,0 +1,185 @@
+"""JSON codecs: the stdlib (default), orjson and msgspec, and the ``Codec`` protocol.
+
+All three built-in codecs accept exactly the same inputs ("strict JSON"), so switching codec
+never changes a decision:
+
+* RFC 8259 JSON only: no ``NaN``/``Infinity``, no byte-order mark, no trailing data;
+* every number must be finite as an IEEE double (``1e400`` is refused); integers have at most
+  Python's ``int_max_str_digits`` digits (4300 by default). Integers beyond 64 bits decode
+  exactly with ``json`` and ``msgspec`` and as ``float`` with ``orjson``;
+* a ``\\uXXXX`` escape may not produce a lone surrogate;
+* nesting depth and duplicate keys are checked by :mod:`ws_close_policy.inbound`.
+
+orjson and msgspec are imported only when their codec is chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Codec",
+    "DecodeFailed",
+    "JsonCodec",
+    "MsgspecCodec",
+    "OrjsonCodec",
+    "codec_named",
+]
+
+
+class DecodeFailed(ValueError):
+    """Raised by a codec's ``decode`` for input that is not acceptable JSON."""
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """What ``InboundPolicy(codec=...)`` and ``OutboundPolicy(codec=...)`` accept.
+
+    ``decode`` turns one message into a Python value and raises any exception (preferably
+    ``ValueError``) for input it refuses; the policy maps every exception to
+    ``Violation.INVALID_JSON``, never letting it escape. ``encode`` serialises one message
+    to ``str`` (sent as a text frame) or UTF-8 ``bytes``, raising for values it cannot encode.
+    """
+
+    name: str
+
+    def decode(self, data: str | bytes) -> Any: ...
+
+    def encode(self, message: Any) -> str | bytes: ...
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise DecodeFailed("number out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise DecodeFailed(f"{text} is not JSON")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise DecodeFailed("duplicate key")
+    return result
+
+
+# A \uD800-\uDFFF escape: only then can decoding produce a surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and _is_lone(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _is_lone(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class JsonCodec:
+    """The standard library's ``json``, made strict (the default codec)."""
+
+    name = "json"
+
+    def __init__(self, *, reject_duplicate_keys: bool = False) -> None:
+        self._decoder = json.JSONDecoder(
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_reject_duplicates if reject_duplicate_keys else None,
+        )
+        self._decode_raw: Callable[[str], Any] = self._decoder.decode
+        self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+    def decode(self, data: str | bytes) -> Any:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+        value = self._decode_raw(text)
+        # Surrogate escapes are rare: look closer only when the text has one.
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+            raise DecodeFailed("lone surrogate escape")
+        return value
+
+    def encode(self, message: Any) -> str:
+        return self._encoder.encode(message)
+
+
+class OrjsonCodec:
+    """orjson (the ``fast`` extra): strict by itself, several times faster than ``json``."""
+
+    name = "orjson"
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._loads: Callable[[str | bytes], Any] = orjson.loads
+        self._dumps: Callable[[Any], bytes] = orjson.dumps
+        self._error = orjson.JSONDecodeError
+        self._fallback = JsonCodec()
+
+    def decode(self, data: str | bytes) -> Any:
+        try:
+            return self._loads(data)
+        except self._error as exc:
+            # orjson refuses integers beyond the double range that json and msgspec read
+            # exactly: let the strict stdlib codec decide those few cases.
+            if "infinity" in str(exc):
+                return self._fallback.decode(data)
+            raise
+
+    def encode(self, message: Any) -> bytes:
+        return self._dumps(message)
+
+
+class MsgspecCodec:
+    """msgspec (the ``fast`` extra), optionally decoding straight into a typed ``Struct``.
+
+    With ``type=`` (for example a tagged union of ``msgspec.Struct`` types) decoding and
+    validation happen in one pass and ``Accept.message`` is the typed value.
+    """
+
+    name = "msgspec"
+
+    def __init__(self, type: Any = Any) -> None:
+        import msgspec
+
+        self.type = type
+        self._decode: Callable[[str | bytes], Any] = msgspec.json.Decoder(type).decode
+        self._encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
+        self.validation_error: type[Exception] = msgspec.ValidationError
+
+    def decode(self, data: str | bytes) -> Any:
+        return self._decode(data)
+
+    def encode(self, message: Any) -> bytes:
+        return self._encode(message)
+
+
+def codec_named(name: str, *, reject_duplicate_keys: bool = False) -> Codec:
+    """A built-in codec by name: ``"json"``, ``"orjson"`` or ``"msgspec"``."""
+    if name == "json":
+        return JsonCodec(reject_duplicate_keys=reject_duplicate_keys)
+    if name == "orjson":
+        return OrjsonCodec()
+    if name == "msgspec":
+        return MsgspecCodec()
+    raise ValueError(f"codec: unknown codec {name!r}; choose json, orjson, msgspec or raw")

@@ -1,0 +1,391 @@
+"""decide_inbound: the review's cases, the order of the checks, and every codec alike."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from ws_close_policy import (
+    Accept,
+    Close,
+    InboundPolicy,
+    Policy,
+    Profile,
+    Violation,
+    decide_inbound,
+    is_sendable,
+)
+from ws_close_policy.codecs import JsonCodec
+
+CODECS = ("json", "orjson", "msgspec")
+POLICIES = {name: Policy(InboundPolicy(codec=name, accept_binary=True)) for name in CODECS}
+
+REVIEW_CASES = ['{"invalid": "json"', "null", "{}", '{"type": 123}', '"not an object"']
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("data", REVIEW_CASES)
+def test_review_cases_close_1002_under_seed(codec: str, data: str) -> None:
+    result = decide_inbound(data, Policy(InboundPolicy(codec=codec)))
+    assert isinstance(result, Close)
+    assert result.code == 1002
+    assert result.reason
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("data", REVIEW_CASES)
+def test_review_cases_close_1008_under_rfc_strict(codec: str, data: str) -> None:
+    result = decide_inbound(data, Policy(InboundPolicy(codec=codec), profile=Profile.RFC_STRICT))
+    assert isinstance(result, Close)
+    assert result.code == 1008
+
+
+@pytest.mark.parametrize(
+    ("data", "violation"),
+    [
+        ('{"invalid": "json"', Violation.INVALID_JSON),
+        ("null", Violation.NOT_AN_OBJECT),
+        ("[]", Violation.NOT_AN_OBJECT),
+        ("42", Violation.NOT_AN_OBJECT),
+        ('"not an object"', Violation.NOT_AN_OBJECT),
+        ("{}", Violation.MISSING_TYPE),
+        ('{"type": 123}', Violation.MISSING_TYPE),
+        ('{"type": ""}', Violation.MISSING_TYPE),
+        ('{"type": null}', Violation.MISSING_TYPE),
+        ('{"type": ["a"]}', Violation.MISSING_TYPE),
+        ("NaN", Violation.INVALID_JSON),
+        ('{"type": "x", "v": Infinity}', Violation.INVALID_JSON),
+        ('{"type": "x", "v": -Infinity}', Violation.INVALID_JSON),
+        ('{"type": "x", "v": 1e400}', Violation.INVALID_JSON),
+        ('{"type": "x", "v": "\\ud800"}', Violation.INVALID_JSON),
+        ('{"type": "x", "\\udc00": 1}', Violation.INVALID_JSON),
+        ('{"type": "x", "v": ' + "9" * 5000 + "}", Violation.INVALID_JSON),
+        ('{"type": "x"} trailing', Violation.INVALID_JSON),
+        ("\ufeff{}", Violation.INVALID_JSON),
+        ("", Violation.INVALID_JSON),
+        ("[" * 100_000, Violation.INVALID_JSON),
+        ('{"type": "x", "a": ' + "[" * 65 + "]" * 65 + "}", Violation.INVALID_JSON),
+    ],
+)
+@pytest.mark.parametrize("codec", CODECS)
+def test_violations(codec: str, data: str, violation: Violation) -> None:
+    result = decide_inbound(data, POLICIES[codec])
+    assert isinstance(result, Close), result
+    assert result.violation is violation
+    assert result.code == Profile.SEED.close_for_violation(violation).code
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_accepts_valid_messages(codec: str) -> None:
+    policy = POLICIES[codec]
+    assert decide_inbound('{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping")
+    # A surrogate *pair* is a valid escape, big integers and 63 levels of nesting are fine.
+    message = '{"type": "x", "e": "\\ud83d\\ude00", "n": 12345678901234567890, "d": '
+    message += "[" * 63 + "]" * 63 + "}"
+    result = decide_inbound(message, policy)
+    assert isinstance(result, Accept)
+    assert result.message["e"] == "😀"
+    assert result.message["n"] == 12345678901234567890
+    # Exactly max_depth (64) levels including the outer object.
+    assert isinstance(result, Accept)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_integers_beyond_doubles_accepted_alike(codec: str) -> None:
+    # 400 digits: beyond a double (orjson refuses it natively) but within Python's limit.
+    result = decide_inbound('{"type": "x", "n": ' + "7" * 400 + "}", POLICIES[codec])
+    assert isinstance(result, Accept)
+    assert result.message["n"] == int("7" * 400)
+
+
+def test_size_limit_is_inclusive() -> None:
+    policy = Policy(InboundPolicy(max_bytes=20))
+    exact = '{"type": "ab' + "c" * 6 + '"}'
+    assert len(exact) == 20
+    assert isinstance(decide_inbound(exact, policy), Accept)
+    over = decide_inbound(exact[:-2] + 'c"}', policy)
+    assert isinstance(over, Close)
+    assert over.violation is Violation.TOO_BIG
+    assert over.code == 1009
+
+
+def test_size_counts_utf8_bytes_not_characters() -> None:
+    policy = Policy(InboundPolicy(max_bytes=20))
+    # 15 characters, 21 bytes: too big even though len() fits.
+    data = '{"type":"' + "é" * 5 + '"}'
+    assert len(data) == 16
+    assert len(data.encode()) == 21
+    result = decide_inbound(data, policy)
+    assert isinstance(result, Close)
+    assert result.violation is Violation.TOO_BIG
+
+
+def test_size_checked_before_anything_else() -> None:
+    policy = Policy(InboundPolicy(max_bytes=8))
+    for data in ("not json at all", b"\xff\xfe binary junk", "\ud800" * 9):
+        result = decide_inbound(data, policy)
+        assert isinstance(result, Close)
+        assert result.violation is Violation.TOO_BIG
+
+
+def test_huge_string_rejected_without_encoding() -> None:
+    big = "é" * (64 * 1024 * 1024)
+    result = decide_inbound(big)
+    assert isinstance(result, Close)
+    assert result.violation is Violation.TOO_BIG
+
+
+def test_binary_refused_by_default_then_utf8_checked() -> None:
+    result = decide_inbound(b'{"type": "ping"}')
+    assert isinstance(result, Close)
+    assert result.violation is Violation.BINARY_UNSUPPORTED
+    assert result.code == 1003
+    policy = Policy(InboundPolicy(accept_binary=True))
+    assert decide_inbound(b'{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping")
+    from_bytearray = decide_inbound(bytearray(b'{"type": "ping"}'), policy)  # type: ignore[arg-type]
+    assert from_bytearray == Accept({"type": "ping"}, "ping")
+    bad = decide_inbound(b'{"type": "\xff"}', policy)
+    assert isinstance(bad, Close)
+    assert bad.violation is Violation.INVALID_UTF8
+    assert bad.code == 1007
+
+
+def test_lone_surrogate_in_str_is_invalid_utf8() -> None:
+    result = decide_inbound('{"type": "\ud800"}')
+    assert isinstance(result, Close)
+    assert result.violation is Violation.INVALID_UTF8
+
+
+def test_allowed_types_and_validators() -> None:
+    policy = Policy(
+        InboundPolicy(
+            allowed_types={"ping", "cancel", "refresh_token"},
+            validators={
+                "refresh_token": lambda m: isinstance(m.get("token"), str),
+                "cancel": lambda m: m["reason"] != "x",  # raises KeyError without a reason
+            },
+        )
+    )
+    assert isinstance(decide_inbound('{"type": "ping"}', policy), Accept)
+    unknown = decide_inbound('{"type": "pong"}', policy)
+    assert isinstance(unknown, Close)
+    assert unknown.violation is Violation.UNKNOWN_TYPE
+    invalid = decide_inbound('{"type": "refresh_token", "token": 5}', policy)
+    assert isinstance(invalid, Close)
+    assert invalid.violation is Violation.INVALID_MESSAGE
+    raised = decide_inbound('{"type": "cancel"}', policy)
+    assert isinstance(raised, Close)
+    assert raised.violation is Violation.INVALID_MESSAGE
+    assert raised.detail is not None
+    assert "KeyError" in raised.detail
+    ok = decide_inbound('{"type": "refresh_token", "token": "t"}', policy)
+    assert ok == Accept({"type": "refresh_token", "token": "t"}, "refresh_token")
+
+
+def test_custom_type_field() -> None:
+    policy = Policy(InboundPolicy(type_field="op"))
+    assert decide_inbound('{"op": "subscribe"}', policy) == Accept({"op": "subscribe"}, "subscribe")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_duplicate_keys_rejectable(codec: str) -> None:
+    data = '{"type": "a", "type": "b"}'
+    assert isinstance(decide_inbound(data, POLICIES[codec]), Accept)
+    strict = Policy(InboundPolicy(codec=codec, reject_duplicate_keys=True))
+    result = decide_inbound(data, strict)
+    assert isinstance(result, Close)
+    assert result.violation is Violation.INVALID_JSON
+    nested = decide_inbound('{"type": "a", "o": {"k": 1, "k": 2}}', strict)
+    assert isinstance(nested, Close)
+    assert isinstance(decide_inbound('{"type": "a", "o": {"k": 1}}', strict), Accept)
+
+
+def test_raw_codec_passes_data_through() -> None:
+    policy = Policy(InboundPolicy(codec="raw", accept_binary=True, max_bytes=10))
+    assert decide_inbound("not json", policy) == Accept("not json", None)
+    assert decide_inbound(b"\xff\x00", policy) == Accept(b"\xff\x00", None)
+    too_big = decide_inbound("x" * 11, policy)
+    assert isinstance(too_big, Close)
+    assert too_big.violation is Violation.TOO_BIG
+    text_only = decide_inbound(b"x", Policy(InboundPolicy(codec="raw")))
+    assert isinstance(text_only, Close)
+    assert text_only.violation is Violation.BINARY_UNSUPPORTED
+
+
+class _UpperCodec:
+    """A custom codec: 'TYPE:payload' lines."""
+
+    name = "upper"
+
+    def decode(self, data: str | bytes) -> Any:
+        text = data if isinstance(data, str) else data.decode()
+        kind, _, body = text.partition(":")
+        if not kind.isupper():
+            raise ValueError("not upper")
+        return {"type": kind, "body": body}
+
+    def encode(self, message: Any) -> str:
+        return f"{message['type']}:{message['body']}"
+
+
+def test_custom_codec() -> None:
+    policy = Policy(InboundPolicy(codec=_UpperCodec()))
+    assert decide_inbound("PING:x", policy) == Accept({"type": "PING", "body": "x"}, "PING")
+    bad = decide_inbound("ping:x", policy)
+    assert isinstance(bad, Close)
+    assert bad.violation is Violation.INVALID_JSON
+
+
+class Ping(msgspec.Struct, tag="ping"):
+    pass
+
+
+class Refresh(msgspec.Struct, tag="refresh_token"):
+    token: str
+
+
+def test_msgspec_typed_messages() -> None:
+    from ws_close_policy.codecs import MsgspecCodec
+
+    policy = Policy(InboundPolicy(codec=MsgspecCodec(Ping | Refresh)))
+    ok = decide_inbound('{"type": "refresh_token", "token": "t"}', policy)
+    assert ok == Accept(Refresh("t"), "refresh_token")
+    cases = {
+        '{"type": "refresh_token", "token": 5}': Violation.INVALID_MESSAGE,
+        '{"type": "nope"}': Violation.UNKNOWN_TYPE,
+        "{}": Violation.MISSING_TYPE,
+        "[1]": Violation.NOT_AN_OBJECT,
+        "{": Violation.INVALID_JSON,
+    }
+    for data, violation in cases.items():
+        result = decide_inbound(data, policy)
+        assert isinstance(result, Close), data
+        assert result.violation is violation, data
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_bytes": -1}, "max_bytes"),
+        ({"max_bytes": 1.5}, "max_bytes"),
+        ({"max_depth": 0}, "max_depth"),
+        ({"max_depth": 10_000}, "max_depth"),
+        ({"accept_binary": "yes"}, "accept_binary"),
+        ({"codec": "yaml"}, "codec"),
+        ({"codec": object()}, "codec"),
+        ({"type_field": ""}, "type_field"),
+        ({"allowed_types": "ping"}, "allowed_types"),
+        ({"allowed_types": {""}}, "allowed_types"),
+        ({"validators": {"ping": 3}}, "validators"),
+        ({"validators": [1]}, "validators"),
+        ({"reject_duplicate_keys": 1}, "reject_duplicate_keys"),
+    ],
+)
+def test_inbound_policy_validation(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        InboundPolicy(**kwargs)
+
+
+def test_non_str_data_is_a_caller_error() -> None:
+    with pytest.raises(ValueError, match="data"):
+        decide_inbound(123)  # type: ignore[arg-type]
+
+
+def test_policy_validation() -> None:
+    with pytest.raises(ValueError, match="profile"):
+        Policy(profile="SEED")  # type: ignore[arg-type]
+
+
+# --- properties ----------------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+messages = st.builds(
+    lambda kind, extra: {**extra, "type": kind},
+    st.text(min_size=1, max_size=20),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+)
+
+
+def _decision(result: Accept | Close) -> tuple[str, object]:
+    if isinstance(result, Close):
+        return ("close", result.violation)
+    return ("accept", result.type)
+
+
+def _check_action(result: Accept | Close) -> None:
+    if isinstance(result, Close):
+        assert is_sendable(result.code)
+        assert len(result.reason.encode()) <= 123
+        assert result.violation is not None
+    else:
+        assert isinstance(result, Accept)
+
+
+@given(messages, st.sampled_from(CODECS), st.booleans())
+def test_valid_messages_come_back_equal(message: dict[str, Any], codec: str, binary: bool) -> None:
+    data = json.dumps(message, ensure_ascii=False)
+    result = decide_inbound(data.encode() if binary else data, POLICIES[codec])
+    assert isinstance(result, Accept), result
+    assert result.type == message["type"]
+    assert result.message == message
+
+
+fuzz_text = st.one_of(
+    st.text(st.characters(codec=None, exclude_categories=()), max_size=60),
+    st.text(
+        st.sampled_from(
+            '{}[]",:0123456789.eE+-tfnulrasNIy\\ud8',
+        ),
+        max_size=60,
+    ),
+    st.builds(json.dumps, json_values),
+    st.builds(lambda n, s: "[" * n + s + "]" * n, st.integers(0, 200), st.sampled_from(["", "1"])),
+    st.builds(lambda d: '{"type":"x","n":' + "9" * d + "}", st.integers(15, 5000)),
+    st.builds(lambda e: '{"type":"x","n":1e' + str(e) + "}", st.integers(250, 400)),
+)
+
+
+@given(fuzz_text | st.binary(max_size=60))
+def test_any_input_gives_a_valid_action_with_every_codec(data: str | bytes) -> None:
+    decisions = {}
+    for codec in CODECS:
+        result = decide_inbound(data, POLICIES[codec])
+        _check_action(result)
+        decisions[codec] = _decision(result)
+    note(repr(decisions))
+    assert len(set(decisions.values())) == 1, decisions
+
+
+@given(fuzz_text, st.integers(1, 80))
+def test_any_input_under_small_limits(data: str, limit: int) -> None:
+    policy = Policy(InboundPolicy(max_bytes=limit, max_depth=3))
+    result = decide_inbound(data, policy)
+    _check_action(result)
+    size = len(data.encode("utf-8", "surrogatepass"))
+    assert (isinstance(result, Close) and result.violation is Violation.TOO_BIG) == (size > limit)
+
+
+def test_json_codec_roundtrip_helpers() -> None:
+    codec = JsonCodec()
+    assert codec.encode({"a": 1}) == '{"a":1}'
+    with pytest.raises(ValueError, match="duplicate"):
+        JsonCodec(reject_duplicate_keys=True).decode('{"a":1,"a":2}')
