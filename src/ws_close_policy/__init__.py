@@ -9,9 +9,11 @@ from .actions import Accept, Close, InvalidClose, Reject, Send
 from .codecs import Codec
 from .codes import CloseCode, describe, encode_reason, is_receivable, is_sendable
 from .inbound import InboundPolicy
+from .lifecycle import close_for
 from .outbound import OutboundPolicy
 from .policy import DEFAULT, Policy, decide_inbound, decide_outbound
 from .profile import Outcome, Profile, ReconnectAction, Rule, Violation
+from .session import CloseCounter, CloseEvent, Session
 
 __version__ = "0.1.0.dev0"
 
@@ -20,6 +22,8 @@ __all__ = [
     "Accept",
     "Close",
     "CloseCode",
+    "CloseCounter",
+    "CloseEvent",
     "Codec",
     "InboundPolicy",
     "InvalidClose",
@@ -31,8 +35,10 @@ __all__ = [
     "Reject",
     "Rule",
     "Send",
+    "Session",
     "Violation",
     "__version__",
+    "close_for",
     "decide_inbound",
     "decide_outbound",
     "describe",

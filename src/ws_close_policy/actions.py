@@ -195,3 +195,52 @@ class Reject:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
         wanted = name.lower()
         return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+    @classmethod
+    def unauthorized(cls, realm: str = "websocket", error: str | None = None) -> Reject:
+        """401 with ``WWW-Authenticate: Bearer realm="..."`` (RFC 6750): a missing/bad token.
+
+        ``error`` is the RFC 6750 error code, e.g. ``"invalid_token"``.
+        """
+        challenge = f'Bearer realm="{_quoted(realm, "realm")}"'
+        if error is not None:
+            challenge += f', error="{_quoted(error, "error")}"'
+        return cls(401, (("WWW-Authenticate", challenge), *_TEXT), b"Unauthorized\n")
+
+    @classmethod
+    def forbidden(cls) -> Reject:
+        """403: authenticated, but not allowed here."""
+        return cls(403, _TEXT, b"Forbidden\n")
+
+    @classmethod
+    def upgrade_required(cls) -> Reject:
+        """426 with ``Upgrade: websocket`` and ``Sec-WebSocket-Version: 13``."""
+        headers = (("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"), *_TEXT)
+        return cls(426, headers, b"Upgrade Required\n")
+
+    @classmethod
+    def too_many_requests(cls, retry_after: int | None = None) -> Reject:
+        """429 (rate limited), with ``Retry-After`` in seconds when given."""
+        return cls(429, (*_retry_after(retry_after), *_TEXT), b"Too Many Requests\n")
+
+    @classmethod
+    def unavailable(cls, retry_after: int | None = None) -> Reject:
+        """503 (overloaded or restarting), with ``Retry-After`` in seconds when given."""
+        return cls(503, (*_retry_after(retry_after), *_TEXT), b"Service Unavailable\n")
+
+
+_TEXT = (("Content-Type", "text/plain; charset=utf-8"),)
+
+
+def _quoted(value: str, name: str) -> str:
+    if not isinstance(value, str) or any(c in value for c in '"\\') or not value.isprintable():
+        raise ValueError(f"{name} must be printable text without quotes or backslashes")
+    return value
+
+
+def _retry_after(seconds: int | None) -> tuple[tuple[str, str], ...]:
+    if seconds is None:
+        return ()
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        raise ValueError(f"retry_after must be a non-negative int of seconds, got {seconds!r}")
+    return (("Retry-After", str(seconds)),)

@@ -5,6 +5,9 @@ message exactly once, measures its UTF-8 size and returns ``Send`` (flagged ``la
 the soft limit), or, above the hard limit, tries the policy's ``degrade`` hook once and
 otherwise returns the profile's ``OUTBOUND_TOO_BIG`` close. A message the codec cannot
 serialise gives the profile's ``INTERNAL`` close; the exception text goes to ``detail`` only.
+
+``NaN`` and infinities: the ``json`` codec refuses them (``INTERNAL``); orjson and msgspec
+write them as ``null``, as they document.
 """
 
 from __future__ import annotations

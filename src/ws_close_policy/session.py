@@ -1,0 +1,260 @@
+"""``Session``: one connection's state machine, composing the decisions.
+
+States: ``OPEN -> CLOSING -> CLOSED`` (or ``OPEN -> CLOSED`` when the peer closes first or
+the transport drops). The session closes at most once; once it has decided to close it
+returns ``None`` for everything it is asked to receive, send or finish. When the connection
+is over it hands one :class:`CloseEvent` to the observer.
+
+It is sans-IO: the adapter reads frames, asks the session, and does what it answers.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .actions import Accept, Close, Send
+from .codes import CloseCode, CodeRange, code_range
+from .policy import DEFAULT, Policy
+from .profile import Outcome, Violation
+
+__all__ = ["LABELS", "CloseCounter", "CloseEvent", "Session", "State", "close_label"]
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # we sent (or must send) a close frame; waiting for the peer's
+    CLOSED = "closed"
+
+
+ClosedBy = Literal["local", "peer", "transport"]
+
+#: Every label a CloseEvent can carry: one per named code, plus three ranges. A fixed set,
+#: so a peer cannot grow metric cardinality with made-up codes or reasons.
+LABELS: frozenset[str] = frozenset(
+    {code.name.lower() for code in CloseCode} | {"registered", "private", "invalid"}
+)
+
+
+def close_label(code: int) -> str:
+    """The bounded-cardinality metric label for any code."""
+    try:
+        return CloseCode(code).name.lower()
+    except ValueError:
+        kind = code_range(code)
+        if kind is CodeRange.REGISTERED:
+            return "registered"
+        if kind is CodeRange.PRIVATE:
+            return "private"
+        return "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseEvent:
+    """How one connection ended, for logs and metrics.
+
+    ``code`` is the code that ended it: ours when we closed first, the peer's when it did
+    (1005 when its close frame had no code), 1006 when the transport dropped with no close.
+    ``reason`` is what was on the wire; ``violation``/``outcome``/``detail`` say why when we
+    closed. ``closed_by`` says who closed first.
+    """
+
+    code: int
+    label: str
+    reason: str
+    closed_by: ClosedBy
+    violation: Violation | None
+    outcome: Outcome | None
+    detail: str | None
+    duration: float
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+
+
+Observer = Callable[[CloseEvent], None]
+
+
+def _size(data: str | bytes) -> int:
+    if isinstance(data, str):
+        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
+
+
+class Session:
+    """One connection's policy state. Not thread-safe: one session per connection.
+
+    :param policy: the endpoint's :class:`~ws_close_policy.Policy` (default ``DEFAULT``).
+    :param clock: returns seconds, for the event's duration (default ``time.monotonic``).
+    :param observer: called once with the :class:`CloseEvent` when the connection is over.
+        An exception it raises is kept in ``observer_error``, never propagated.
+    """
+
+    def __init__(
+        self,
+        policy: Policy = DEFAULT,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: Observer | None = None,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise ValueError(f"policy must be a Policy, got {policy!r}")
+        if not callable(clock):
+            raise ValueError(f"clock must be callable, got {clock!r}")
+        if observer is not None and not callable(observer):
+            raise ValueError(f"observer must be callable or None, got {observer!r}")
+        self.policy = policy
+        self._decide_inbound = policy._decide_inbound
+        self._decide_outbound = policy._decide_outbound
+        self._clock = clock
+        self._observer = observer
+        self._started = clock()
+        self.state = State.OPEN
+        self.decided_close: Close | None = None  # the close we decided on, if we closed first
+        self.event: CloseEvent | None = None
+        self.observer_error: BaseException | None = None
+        self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
+        self._peer: tuple[int, str] | None = None
+        self._closed_by: ClosedBy | None = None
+
+    # --- messages --------------------------------------------------------------------------
+
+    def receive(self, data: str | bytes) -> Accept | Close | None:
+        """Decide on a received message; ``None`` once closing (the message is ignored)."""
+        if self.state is not State.OPEN:
+            return None
+        self.messages_in += 1
+        self.bytes_in += _size(data)
+        result = self._decide_inbound(data)
+        if type(result) is Close:
+            return self._close_first(result)
+        return result
+
+    def send(self, message: object) -> Send | Close | None:
+        """Decide on an outgoing message; ``None`` once closing (nothing may be sent)."""
+        if self.state is not State.OPEN:
+            return None
+        result = self._decide_outbound(message)
+        if type(result) is Close:
+            return self._close_first(result)
+        assert isinstance(result, Send)
+        self.messages_out += 1
+        self.bytes_out += result.size
+        return result
+
+    # --- ending ----------------------------------------------------------------------------
+
+    def finish(self, outcome: Outcome, reason: str | None = None) -> Close | None:
+        """Close for ``outcome`` (completed, cancelled ...); ``None`` if already closing."""
+        if self.state is not State.OPEN:
+            return None
+        if not isinstance(outcome, Outcome):
+            raise ValueError(f"outcome must be an Outcome, got {outcome!r}")
+        return self._close_first(self.policy.profile.close_for_outcome(outcome, reason))
+
+    def fail(self, exc: BaseException) -> Close | None:
+        """Close because the handler failed: the profile's ``FAILED`` code (1011 by default).
+
+        The reason is the profile's generic one; the exception only reaches ``detail``.
+        """
+        if self.state is not State.OPEN:
+            return None
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        return self._close_first(
+            self.policy.profile.close_for_outcome(Outcome.FAILED, detail=detail)
+        )
+
+    def peer_closed(self, code: int | None, reason: str = "") -> None:
+        """The peer's close frame arrived (``code=None``: it carried no code, i.e. 1005)."""
+        if self._peer is None:
+            self._peer = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        if self.state is State.OPEN:
+            self._closed_by = "peer"
+        self._end()
+
+    def transport_closed(self) -> None:
+        """The connection is gone. Idempotent; emits the ``CloseEvent`` if not yet done."""
+        if self.state is State.OPEN and self._peer is None:
+            self._closed_by = "transport"
+        self._end()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is State.OPEN
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _close_first(self, close: Close) -> Close:
+        self.state = State.CLOSING
+        self.decided_close = close
+        self._closed_by = "local"
+        return close
+
+    def _end(self) -> None:
+        if self.event is not None:
+            return
+        self.state = State.CLOSED
+        self.event = self._make_event()
+        if self._observer is not None:
+            try:
+                self._observer(self.event)
+            except Exception as exc:  # a broken metrics hook must not break the connection
+                self.observer_error = exc
+
+    def _make_event(self) -> CloseEvent:
+        closed_by = self._closed_by or "transport"
+        close = self.decided_close
+        if closed_by == "local" and close is not None:
+            code, reason = int(close.code), close.reason
+        elif self._peer is not None:
+            code, reason = int(self._peer[0]), self._peer[1]
+        else:
+            code, reason = int(CloseCode.ABNORMAL_CLOSURE), ""
+        return CloseEvent(
+            code=code,
+            label=close_label(code),
+            reason=reason,
+            closed_by=closed_by,
+            violation=close.violation if close else None,
+            outcome=close.outcome if close else None,
+            detail=close.detail if close else None,
+            duration=max(0.0, self._clock() - self._started),
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+        )
+
+
+class CloseCounter:
+    """An observer counting closes by label (and by who closed first).
+
+    Labels come from :data:`LABELS`, so the number of series stays bounded whatever codes
+    peers send::
+
+        counter = CloseCounter()
+        session = Session(policy, observer=counter)
+        ...
+        counter.counts["policy_violation"]
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.by_closer: Counter[tuple[str, ClosedBy]] = Counter()
+
+    def __call__(self, event: CloseEvent) -> None:
+        self.counts[event.label] += 1
+        self.by_closer[event.label, event.closed_by] += 1
+
+    @property
+    def total(self) -> int:
+        return self.counts.total()
+
+    def snapshot(self) -> Mapping[str, int]:
+        """A copy of the counts, every label present (zero when never seen)."""
+        return {label: self.counts.get(label, 0) for label in sorted(LABELS)}

@@ -1,0 +1,267 @@
+"""Session: closes at most once, sends nothing after a close, counts, emits one CloseEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from ws_close_policy import (
+    Accept,
+    Close,
+    CloseCounter,
+    CloseEvent,
+    InboundPolicy,
+    Outcome,
+    Policy,
+    Send,
+    Session,
+    Violation,
+    is_sendable,
+)
+from ws_close_policy.session import LABELS, State, close_label
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _session(**kwargs: Any) -> tuple[Session, list[CloseEvent], FakeClock]:
+    events: list[CloseEvent] = []
+    clock = FakeClock()
+    return Session(clock=clock, observer=events.append, **kwargs), events, clock
+
+
+def test_refresh_token_with_bad_token_closes_1008() -> None:
+    session, events, clock = _session()
+    accepted = session.receive('{"type": "refresh_token", "token": "bad"}')
+    assert isinstance(accepted, Accept)
+    # The application checks the token and finds it refused: a post-upgrade policy violation.
+    close = session.finish(Outcome.POLICY_VIOLATION)
+    assert close is not None
+    assert close.code == 1008
+    assert close.reason == "Authentication required"
+    clock.now += 2.5
+    session.peer_closed(1008, "Authentication required")
+    assert len(events) == 1
+    event = events[0]
+    assert event.code == 1008
+    assert event.label == "policy_violation"
+    assert event.closed_by == "local"
+    assert event.outcome is Outcome.POLICY_VIOLATION
+    assert event.duration == 2.5
+    assert event.messages_in == 1
+
+
+def test_invalid_message_closes_and_then_ignores_everything() -> None:
+    session, events, _ = _session()
+    close = session.receive("{not json")
+    assert isinstance(close, Close)
+    assert close.code == 1002
+    assert session.state is State.CLOSING
+    assert session.receive('{"type": "ping"}') is None
+    assert session.send({"type": "pong"}) is None
+    assert session.finish(Outcome.COMPLETED) is None
+    assert session.fail(RuntimeError("x")) is None
+    session.transport_closed()
+    session.transport_closed()
+    assert len(events) == 1
+    assert events[0].violation is Violation.INVALID_JSON
+    assert events[0].closed_by == "local"
+
+
+def test_fail_never_leaks_exception_text() -> None:
+    session, events, _ = _session()
+    close = session.fail(RuntimeError("db password=hunter2"))
+    assert close is not None
+    assert close.code == 1011
+    assert "hunter2" not in close.reason
+    assert close.detail is not None
+    assert "hunter2" in close.detail
+    session.transport_closed()
+    assert events[0].outcome is Outcome.FAILED
+
+
+def test_peer_closes_first() -> None:
+    session, events, _ = _session()
+    session.send({"type": "job_started"})
+    session.peer_closed(4001, "bye")
+    assert session.state is State.CLOSED
+    assert session.send({"type": "x"}) is None
+    assert events[0].code == 4001
+    assert events[0].label == "private"
+    assert events[0].closed_by == "peer"
+    assert events[0].reason == "bye"
+    assert events[0].messages_out == 1
+
+
+def test_peer_close_without_code_is_1005_and_drop_is_1006() -> None:
+    session, events, _ = _session()
+    session.peer_closed(None)
+    assert events[0].code == 1005
+    session2, events2, _ = _session()
+    session2.transport_closed()
+    assert events2[0].code == 1006
+    assert events2[0].closed_by == "transport"
+    assert events2[0].label == "abnormal_closure"
+
+
+def test_counts_bytes_each_way() -> None:
+    session, _, _ = _session()
+    session.receive('{"type": "é"}')
+    sent = session.send({"type": "pong"})
+    assert isinstance(sent, Send)
+    assert session.bytes_in == len('{"type": "é"}'.encode())
+    assert session.bytes_out == sent.size
+    assert (session.messages_in, session.messages_out) == (1, 1)
+
+
+def test_outbound_too_big_closes_via_session() -> None:
+    from ws_close_policy import OutboundPolicy
+
+    session, _, _ = _session(policy=Policy(outbound=OutboundPolicy(max_bytes=10, warn_bytes=5)))
+    close = session.send({"type": "much too long"})
+    assert isinstance(close, Close)
+    assert close.code == 1009
+    assert session.messages_out == 0
+
+
+def test_observer_error_is_kept_not_raised() -> None:
+    def broken(event: CloseEvent) -> None:
+        raise RuntimeError("metrics down")
+
+    session = Session(observer=broken)
+    session.transport_closed()
+    assert isinstance(session.observer_error, RuntimeError)
+    assert session.event is not None
+
+
+def test_session_validates_arguments() -> None:
+    with pytest.raises(ValueError, match="policy"):
+        Session(policy="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="clock"):
+        Session(clock=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="observer"):
+        Session(observer=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="outcome"):
+        Session().finish("done")  # type: ignore[arg-type]
+
+
+def test_close_counter() -> None:
+    counter = CloseCounter()
+    for code in (1000, 1000, 4001, 4999, 3001, 1, 70000):
+        session = Session(observer=counter)
+        session.peer_closed(code)
+    assert counter.counts["normal_closure"] == 2
+    assert counter.counts["private"] == 2
+    assert counter.counts["registered"] == 1
+    assert counter.counts["invalid"] == 2
+    assert counter.total == 7
+    assert counter.by_closer["private", "peer"] == 2
+    snapshot = counter.snapshot()
+    assert set(snapshot) == LABELS
+    assert snapshot["policy_violation"] == 0
+
+
+@pytest.mark.parametrize("code", [0, 999, 1016, 2999, 5000, 65535, -1])
+def test_labels_bounded(code: int) -> None:
+    assert close_label(code) == "invalid"
+
+
+inbound_data = st.sampled_from(
+    ['{"type": "ping"}', "{bad", "null", b"\x00", '{"type": "x", "pad": "' + "y" * 80 + '"}']
+)
+outbound_messages = st.sampled_from(
+    [{"type": "pong"}, {"type": "big", "pad": "z" * 300}, {"type": "bad", "v": object()}, "text"]
+)
+
+
+class SessionMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[CloseEvent] = []
+        self.clock = FakeClock()
+        policy = Policy(
+            InboundPolicy(max_bytes=64),
+            __import__("ws_close_policy").OutboundPolicy(max_bytes=200, warn_bytes=100),
+        )
+        self.session = Session(policy, clock=self.clock, observer=self.events.append)
+        self.closes: list[Close] = []
+        self.sent: list[Send] = []
+        self.accepted = 0
+        self.ended = False
+
+    def _record(self, result: Accept | Send | Close | None) -> None:
+        if isinstance(result, Close):
+            assert is_sendable(result.code)
+            assert len(result.reason.encode()) <= 123
+            self.closes.append(result)
+        elif isinstance(result, Send):
+            self.sent.append(result)
+        elif isinstance(result, Accept):
+            self.accepted += 1
+
+    @rule(data=inbound_data)
+    def receive(self, data: str | bytes) -> None:
+        was_open = self.session.is_open
+        result = self.session.receive(data)
+        if not was_open:
+            assert result is None
+        self._record(result)
+
+    @rule(message=outbound_messages)
+    def send(self, message: Any) -> None:
+        was_open = self.session.is_open
+        result = self.session.send(message)
+        if not was_open:
+            assert result is None
+        self._record(result)
+
+    @rule(outcome=st.sampled_from(list(Outcome)))
+    def finish(self, outcome: Outcome) -> None:
+        self._record(self.session.finish(outcome))
+
+    @rule()
+    def fail(self) -> None:
+        self._record(self.session.fail(ValueError("boom")))
+
+    @rule(code=st.one_of(st.none(), st.integers(0, 70000)), seconds=st.floats(0, 10))
+    def peer_closed(self, code: int | None, seconds: float) -> None:
+        self.clock.now += seconds
+        self.session.peer_closed(code, "peer")
+        self.ended = True
+
+    @precondition(lambda self: not self.ended)
+    @rule()
+    def transport_closed(self) -> None:
+        self.session.transport_closed()
+        self.ended = True
+
+    @invariant()
+    def never_two_closes(self) -> None:
+        assert len(self.closes) <= 1
+
+    @invariant()
+    def counts_consistent(self) -> None:
+        s = self.session
+        assert s.messages_out == len(self.sent)
+        assert s.bytes_out == sum(send.size for send in self.sent)
+        assert s.messages_in >= self.accepted
+
+    @invariant()
+    def one_event_with_bounded_label(self) -> None:
+        assert len(self.events) == (1 if self.ended else 0)
+        for event in self.events:
+            assert event.label in LABELS
+            assert event.duration >= 0
+            if self.closes and event.closed_by == "local":
+                assert event.code == self.closes[0].code
+
+
+TestSessionMachine = SessionMachine.TestCase
