@@ -389,3 +389,27 @@ def test_json_codec_roundtrip_helpers() -> None:
     assert codec.encode({"a": 1}) == '{"a":1}'
     with pytest.raises(ValueError, match="duplicate"):
         JsonCodec(reject_duplicate_keys=True).decode('{"a":1,"a":2}')
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+tricky_text = st.text(st.sampled_from('[]{}"\\ab\u00e9\n'), max_size=6)
+nested = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(tricky_text, c, max_size=3),
+    max_leaves=25,
+)
+
+
+@given(nested, st.integers(1, 8), st.booleans())
+def test_raw_depth_matches_the_decoded_depth(value: Any, limit: int, ascii_only: bool) -> None:
+    from ws_close_policy.inbound import _deeper_than
+
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert _deeper_than(text, limit) == (_depth(value) > limit)
