@@ -85,6 +85,23 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
+_new_send = object.__new__
+_SEND_SLOTS = tuple(Send.__dict__[name].__set__ for name in ("data", "size", "text", "large"))
+_set_data, _set_size, _set_text, _set_large = _SEND_SLOTS
+_set_degraded = Send.__dict__["degraded"].__set__
+
+
+def _fast_send(data: str | bytes, size: int, large: bool) -> Send:
+    # A text Send that is valid by construction: skip the dataclass __init__ (hot path).
+    send = _new_send(Send)
+    _set_data(send, data)
+    _set_size(send, size)
+    _set_text(send, True)
+    _set_large(send, large)
+    _set_degraded(send, False)
+    return send
+
+
 def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
     """Build the decision function for one policy."""
     close = profile.close_for_violation
@@ -114,6 +131,15 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
         return close(Violation.OUTBOUND_TOO_BIG, f"{size} bytes over the {limit}-byte limit{note}")
 
     def decide(message: Any) -> Send | Close:
+        if type(message) is dict:  # the common case, kept short: one encode, one measure
+            try:
+                encoded = encode(message)
+            except Exception:
+                pass
+            else:
+                size = _utf8_size(encoded) if type(encoded) is str else len(encoded)
+                if size <= limit:
+                    return _fast_send(encoded, size, size > warn)
         result = serialise(message)
         if isinstance(result, Close):
             return result
