@@ -4,6 +4,7 @@
 #   make test                      lint, format check, mypy --strict, pytest with coverage
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
+#   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
 #   make test PYTHON=python3.12 VENV=.venv-3.12   another interpreter, its own venv
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench lock clean docs
+.PHONY: help install test lint typecheck unit demo bench herd lock clean docs
 
 help:
 	@sed -n '1,10p' Makefile
@@ -40,13 +41,18 @@ demo: $(STAMP)
 	$(BIN)/ws-close-policy codes
 
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The reconnect herd simulation, plotted to docs/herd.png (installs the `plot` extra).
+herd: $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[plot]'
+	$(BIN)/python benchmarks/herd.py --plot
 
 # Re-resolve the newest versions and pin them (run deliberately, then commit constraints.txt).
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,plot]'
 	echo '# Pinned development and CI versions (all Pythons 3.11-3.13). Regenerate with `make lock`.' > constraints.txt
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ws-close-policy' >> constraints.txt
 	rm -rf .venv-lock

@@ -13,6 +13,12 @@ from .lifecycle import close_for
 from .outbound import OutboundPolicy
 from .policy import DEFAULT, Policy, decide_inbound, decide_outbound
 from .profile import Outcome, Profile, ReconnectAction, Rule, Violation
+from .reconnect import (
+    ReconnectAdvice,
+    Reconnector,
+    ReconnectPolicy,
+    advise_reconnect,
+)
 from .session import CloseCounter, CloseEvent, Session
 
 __version__ = "0.1.0.dev0"
@@ -32,12 +38,16 @@ __all__ = [
     "Policy",
     "Profile",
     "ReconnectAction",
+    "ReconnectAdvice",
+    "ReconnectPolicy",
+    "Reconnector",
     "Reject",
     "Rule",
     "Send",
     "Session",
     "Violation",
     "__version__",
+    "advise_reconnect",
     "close_for",
     "decide_inbound",
     "decide_outbound",

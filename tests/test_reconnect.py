@@ -1,0 +1,249 @@
+"""advise_reconnect and Reconnector: the client guide per code, jitter on every retry."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ws_close_policy import (
+    Profile,
+    ReconnectAction,
+    ReconnectAdvice,
+    Reconnector,
+    ReconnectPolicy,
+    advise_reconnect,
+)
+from ws_close_policy.reconnect import PUSHER_BANDS, Band
+
+A = ReconnectAction
+EXACT = ReconnectPolicy(jitter="none")
+
+SEED_TABLE = {
+    1000: A.STOP,
+    1001: A.STOP,
+    1002: A.STOP,
+    1003: A.STOP,
+    1007: A.STOP,
+    1010: A.STOP,
+    1015: A.STOP,
+    1008: A.REFRESH_CREDENTIALS,
+    1009: A.REDUCE_PAYLOAD,
+    1011: A.RETRY,
+    1012: A.RETRY,
+    1013: A.RETRY,
+    1014: A.RETRY,
+    1005: A.RETRY,
+    1006: A.RETRY,
+    None: A.RETRY,
+}
+
+
+@pytest.mark.parametrize(("code", "action"), list(SEED_TABLE.items()))
+def test_seed_actions(code: int | None, action: ReconnectAction) -> None:
+    assert advise_reconnect(code, 0).action is action
+
+
+def test_rfc_strict_and_graphql_ws_tables() -> None:
+    strict = ReconnectPolicy(profile=Profile.RFC_STRICT)
+    assert advise_reconnect(1001, 0, strict).action is A.RETRY  # a server going away
+    assert advise_reconnect(1008, 0, strict).action is A.REFRESH_CREDENTIALS
+    graphql = ReconnectPolicy(profile=Profile.GRAPHQL_WS)
+    assert advise_reconnect(4400, 0, graphql).action is A.STOP
+    assert advise_reconnect(4401, 0, graphql).action is A.REFRESH_CREDENTIALS
+    assert advise_reconnect(4403, 0, graphql).action is A.REFRESH_CREDENTIALS
+    assert advise_reconnect(4500, 0, graphql).action is A.RETRY
+    assert advise_reconnect(1000, 0, graphql).action is A.STOP
+
+
+def test_exact_schedule_without_jitter() -> None:
+    delays = [advise_reconnect(1011, n, EXACT).delay for n in range(10)]
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert advise_reconnect(1012, 3, EXACT).delay == 5.0
+
+
+def test_full_jitter_on_every_attempt() -> None:
+    for attempt in range(10):
+        low = advise_reconnect(1011, attempt, random=lambda: 0.0).delay
+        high = advise_reconnect(1011, attempt, random=lambda: 0.999999).delay
+        assert low == 0.0
+        assert high == pytest.approx(min(60, 2**attempt) * 0.999999)
+
+
+def test_restart_window() -> None:
+    assert advise_reconnect(1012, 0, random=lambda: 0.0).delay == 5.0
+    assert advise_reconnect(1012, 0, random=lambda: 0.5).delay == 17.5
+    custom = ReconnectPolicy(restart_delay=(1, 2))
+    assert advise_reconnect(1012, 0, custom, random=lambda: 0.5).delay == 1.5
+
+
+def test_reduce_payload_and_refresh_are_short_and_jittered() -> None:
+    advice = advise_reconnect(1009, 0, random=lambda: 0.25)
+    assert advice.action is A.REDUCE_PAYLOAD
+    assert advice.delay == 0.25
+    assert advise_reconnect(1008, 7, random=lambda: 0.5).delay == 0.5
+
+
+def test_gives_up_after_max_attempts() -> None:
+    policy = ReconnectPolicy(max_attempts=3)
+    assert advise_reconnect(1011, 2, policy).action is A.RETRY
+    advice = advise_reconnect(1011, 3, policy)
+    assert advice.action is A.STOP
+    assert "gave up after 3 attempts" in advice.why
+    assert not advice.should_reconnect
+
+
+def test_private_bands() -> None:
+    pusher = ReconnectPolicy(private_bands=PUSHER_BANDS, jitter="none")
+    assert advise_reconnect(4001, 0, pusher).action is A.STOP
+    backoff = advise_reconnect(4100, 4, pusher)
+    assert (backoff.action, backoff.delay) == (A.RETRY, 16.0)
+    immediate = advise_reconnect(4200, 4, pusher)
+    assert (immediate.action, immediate.delay) == (A.RETRY, 0.0)
+    assert advise_reconnect(4300, 0, pusher).action is A.RETRY  # private_default
+    stopper = ReconnectPolicy(private_default=A.STOP)
+    assert advise_reconnect(4999, 0, stopper).action is A.STOP
+
+
+@pytest.mark.parametrize("code", [-5, 0, 999, 1004, 1016, 2999, 5000, 65535, 70000])
+def test_invalid_codes_read_as_abnormal_closure(code: int) -> None:
+    advice = advise_reconnect(code, 0, EXACT)
+    assert advice.action is A.RETRY
+    assert advice.delay == 1.0
+    assert "1006" in advice.why
+
+
+@given(
+    st.one_of(st.none(), st.integers(-10, 70000)),
+    st.integers(0, 50),
+    st.floats(0, 1, exclude_max=True),
+    st.sampled_from([Profile.SEED, Profile.RFC_STRICT, Profile.GRAPHQL_WS]),
+)
+def test_defined_for_every_code(
+    code: int | None, attempt: int, draw: float, profile: Profile
+) -> None:
+    policy = ReconnectPolicy(profile=profile)
+    advice = advise_reconnect(code, attempt, policy, random=lambda: draw)
+    assert isinstance(advice, ReconnectAdvice)
+    assert advice.why
+    if advice.action is A.STOP:
+        assert advice.delay == 0.0
+    else:
+        assert 0.0 <= advice.delay <= max(policy.cap, policy.restart_delay[1])
+        assert attempt < policy.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"base": 0}, "base"),
+        ({"base": float("inf")}, "base"),
+        ({"factor": 0.5}, "factor"),
+        ({"cap": -1}, "cap"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"restart_delay": (30, 5)}, "restart_delay"),
+        ({"restart_delay": (1,)}, "restart_delay"),
+        ({"jitter": "half"}, "jitter"),
+        ({"profile": "SEED"}, "profile"),
+        ({"private_bands": [(4000, 4099)]}, "private_bands"),
+        ({"private_default": "sometimes"}, "sometimes"),
+    ],
+)
+def test_policy_validation(kwargs: dict[str, object], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ReconnectPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_argument_validation() -> None:
+    with pytest.raises(ValueError, match="attempt"):
+        advise_reconnect(1011, -1)
+    with pytest.raises(ValueError, match="code"):
+        advise_reconnect("1011", 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="random"):
+        advise_reconnect(1011, 0, random=lambda: 1.0)
+    with pytest.raises(ValueError, match="band"):
+        Band(2000, 4000, A.STOP)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_reconnector_stops_after_refused_refresh() -> None:
+    clock = Clock()
+    client = Reconnector(clock=clock, random=lambda: 0.5)
+    client.on_open()
+    first = client.on_close(1008)
+    assert first.action is A.REFRESH_CREDENTIALS
+    client.on_open()
+    clock.now += 0.2
+    second = client.on_close(1008)
+    assert second.action is A.STOP
+    assert "refused again" in second.why
+
+
+def test_reconnector_refresh_again_after_a_stable_connection() -> None:
+    clock = Clock()
+    client = Reconnector(clock=clock, stable_after=10)
+    client.on_open()
+    assert client.on_close(1008).action is A.REFRESH_CREDENTIALS
+    client.on_open()
+    clock.now += 3600  # the refreshed token worked for an hour, then expired
+    assert client.on_close(1008).action is A.REFRESH_CREDENTIALS
+
+
+def test_reconnector_no_tight_loop_on_accept_then_close() -> None:
+    clock = Clock()
+    client = Reconnector(ReconnectPolicy(jitter="none", max_attempts=5), clock=clock)
+    delays = []
+    for _ in range(6):
+        client.on_open()
+        clock.now += 0.01  # the server closes at once
+        advice = client.on_close(1011)
+        delays.append(advice.delay)
+        if advice.action is A.STOP:
+            break
+        clock.now += advice.delay
+    assert delays == [1, 2, 4, 8, 16, 0]
+    assert advice.action is A.STOP
+
+
+def test_reconnector_resets_after_stable_connection() -> None:
+    clock = Clock()
+    client = Reconnector(ReconnectPolicy(jitter="none"), clock=clock, stable_after=5)
+    client.on_close(None)
+    client.on_close(None)
+    assert client.attempt == 2
+    client.on_open()
+    clock.now += 6
+    assert client.on_close(1011).delay == 1.0
+    assert client.attempt == 1
+
+
+def test_reconnector_handshake_failures() -> None:
+    client = Reconnector(ReconnectPolicy(jitter="none"))
+    assert client.on_handshake_failure(401).action is A.STOP
+    assert client.on_handshake_failure(403).action is A.STOP
+    assert client.on_handshake_failure(404).action is A.STOP
+    limited = client.on_handshake_failure(429, retry_after=30)
+    assert (limited.action, limited.delay) == (A.RETRY, 30.0)
+    assert "Retry-After 30" in limited.why
+    unavailable = client.on_handshake_failure(503)
+    assert (unavailable.action, unavailable.delay) == (A.RETRY, 2.0)
+    capped = Reconnector(ReconnectPolicy(max_attempts=1))
+    capped.on_handshake_failure(502)
+    assert capped.on_handshake_failure(502).action is A.STOP
+
+
+def test_reconnector_validation() -> None:
+    with pytest.raises(ValueError, match="policy"):
+        Reconnector(policy=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stable_after"):
+        Reconnector(stable_after=-1)
+    with pytest.raises(ValueError, match="stable_after"):
+        Reconnector(stable_after="5")  # type: ignore[arg-type]
