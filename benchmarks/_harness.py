@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
 import timeit
 from collections.abc import Callable
@@ -35,10 +34,7 @@ def compare(
             n = numbers[name]
             samples[name][0].append(timeit.Timer(baseline).timeit(n) / n)
             samples[name][1].append(timeit.Timer(candidate).timeit(n) / n)
-    return [
-        (name, statistics.median(base), statistics.median(cand))
-        for name, (base, cand) in samples.items()
-    ]
+    return [(name, min(base), min(cand)) for name, (base, cand) in samples.items()]
 
 
 def report(results: list[tuple[str, float, float]], targets: dict[str, float]) -> int:

@@ -73,7 +73,7 @@ def main() -> int:
                     lambda p=policies[name], t=text: decide_inbound(t, p),
                 )
             )
-    results = compare(cases, rounds=3 if quick else 7)
+    results = compare(cases, rounds=5 if quick else 15)
     targets = {"200 B json: decide_inbound / bare": 1.10}
     for label in messages:
         for name in ("orjson", "msgspec"):

@@ -58,7 +58,7 @@ def main() -> int:
                 lambda m=msg: decide_outbound(m, orjson_policy),
             )
         )
-    results = compare(cases, rounds=3 if quick else 7, seconds=0.02 if quick else 0.05)
+    results = compare(cases, rounds=5 if quick else 15)
     missed = report(results, {name: 1.05 for name, *_ in cases})
     print(f"targets missed: {missed}")
     return 0

@@ -108,12 +108,21 @@ class JsonCodec:
             parse_constant=_no_constant,
             object_pairs_hook=_reject_duplicates if reject_duplicate_keys else None,
         )
-        self._decode_raw: Callable[[str], Any] = self._decoder.decode
+        self._decode_full: Callable[[str], Any] = self._decoder.decode
+        self._scan: Callable[[str, int], tuple[Any, int]] = self._decoder.scan_once  # type: ignore[attr-defined]
         self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
     def decode(self, data: str | bytes) -> Any:
         text = data if isinstance(data, str) else data.decode("utf-8")
-        value = self._decode_raw(text)
+        # Fast path: scan the value directly, skipping JSONDecoder.decode's two whitespace
+        # regex matches. Anything unusual (leading or trailing whitespace, trailing data, a
+        # bad first character) takes the full decoder, which accepts or explains it.
+        try:
+            value, end = self._scan(text, 0)
+        except StopIteration:
+            value, end = self._decode_full(text), -1
+        if end != len(text) and end != -1:
+            value = self._decode_full(text)
         # Surrogate escapes are rare: look closer only when the text has one.
         if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
             raise DecodeFailed("lone surrogate escape")
@@ -132,6 +141,8 @@ class OrjsonCodec:
         import orjson
 
         self._loads: Callable[[str | bytes], Any] = orjson.loads
+        #: The bare decoder, for the hot path; on failure call ``decode`` for the verdict.
+        self.fast_decode = self._loads
         self._dumps: Callable[[Any], bytes] = orjson.dumps
         self._error = orjson.JSONDecodeError
         self._fallback = JsonCodec()
@@ -164,6 +175,8 @@ class MsgspecCodec:
 
         self.type = type
         self._decode: Callable[[str | bytes], Any] = msgspec.json.Decoder(type).decode
+        #: The bare decoder, for the hot path (``decode`` adds nothing to it).
+        self.fast_decode = self._decode
         self._encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
         self.validation_error: type[Exception] = msgspec.ValidationError
 

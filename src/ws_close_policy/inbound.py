@@ -156,6 +156,9 @@ def _deeper_than(payload: str | bytes, limit: int) -> bool:
     return bool(brackets)
 
 
+# Above this size the bracket counts are skipped and the depth measured directly.
+_COUNT_LIMIT: Final = 4096
+
 _new_accept = object.__new__
 _set_message = Accept.__dict__["message"].__set__
 _set_type = Accept.__dict__["type"].__set__
@@ -175,7 +178,11 @@ def inbound_decider(inbound: InboundPolicy, profile: Profile) -> Decider:
     accept_binary = inbound.accept_binary
     codec = inbound._codec
     decode = codec.decode if codec is not None else None
+    # orjson / msgspec: call the C decoder itself; only a refusal goes through the codec's
+    # own decode, which may still accept (orjson and integers beyond a double).
+    fast_decode: Callable[[Any], Any] | None = getattr(codec, "fast_decode", None)
     max_depth = inbound.max_depth
+    depth_floor = 2 * max_depth + 1
     structure = _structure_check(inbound, profile)
     typed = structure if isinstance(structure, _TypedStructureCheck) else None
     # The plain structure check is inlined below: it runs for every message.
@@ -232,19 +239,33 @@ def inbound_decider(inbound: InboundPolicy, profile: Profile) -> Decider:
         if decode is None:
             return Accept(payload, None)
         try:
-            message = decode(payload)
+            message = fast_decode(payload) if fast_decode is not None else decode(payload)
         except RecursionError:
             return close(Violation.INVALID_JSON, "nesting too deep for the decoder")
         except Exception as exc:  # any codec failure is the peer's bad JSON
-            return structure.on_decode_error(payload, exc)
-        # Counting brackets is a fast bound: only a message with more than max_depth of
-        # them can nest that deep, and only then is the decoded value walked.
-        if isinstance(payload, str):
-            brackets = payload.count("[") + payload.count("{")
-        else:
-            brackets = payload.count(b"[") + payload.count(b"{")
-        if brackets > max_depth and _deeper_than(payload, max_depth):
-            return close(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
+            if fast_decode is None:
+                return structure.on_decode_error(payload, exc)
+            try:
+                message = decode(payload)
+            except RecursionError:
+                return close(Violation.INVALID_JSON, "nesting too deep for the decoder")
+            except Exception as exc2:
+                return structure.on_decode_error(payload, exc2)
+        # Depth: text shorter than 2 * max_depth + 2 cannot nest too deep; a short text with
+        # at most max_depth brackets cannot either (two cheap counts); anything else is
+        # measured on the raw text (the counts would cost as much as measuring).
+        size = len(payload)
+        if size > depth_floor and (
+            size > _COUNT_LIMIT
+            or (
+                payload.count("[") + payload.count("{")
+                if isinstance(payload, str)
+                else payload.count(b"[") + payload.count(b"{")
+            )
+            > max_depth
+        ):
+            if _deeper_than(payload, max_depth):
+                return close(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
         if duplicate_check is not None:
             try:
                 duplicate_check(payload)
