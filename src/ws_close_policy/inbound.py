@@ -156,6 +156,12 @@ def _deeper_than(payload: str | bytes, limit: int) -> bool:
     return bool(brackets)
 
 
+def _brackets(payload: str | bytes) -> int:
+    if isinstance(payload, str):
+        return payload.count("[") + payload.count("{")
+    return payload.count(b"[") + payload.count(b"{")
+
+
 # Above this size the bracket counts are skipped and the depth measured directly.
 _COUNT_LIMIT: Final = 4096
 
@@ -255,17 +261,12 @@ def inbound_decider(inbound: InboundPolicy, profile: Profile) -> Decider:
         # at most max_depth brackets cannot either (two cheap counts); anything else is
         # measured on the raw text (the counts would cost as much as measuring).
         size = len(payload)
-        if size > depth_floor and (
-            size > _COUNT_LIMIT
-            or (
-                payload.count("[") + payload.count("{")
-                if isinstance(payload, str)
-                else payload.count(b"[") + payload.count(b"{")
-            )
-            > max_depth
+        if (
+            size > depth_floor
+            and (size > _COUNT_LIMIT or _brackets(payload) > max_depth)
+            and _deeper_than(payload, max_depth)
         ):
-            if _deeper_than(payload, max_depth):
-                return close(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
+            return close(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
         if duplicate_check is not None:
             try:
                 duplicate_check(payload)
