@@ -34,11 +34,14 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term
+	@echo "core (sans-IO) coverage, at least 95%:"
+	$(BIN)/coverage report --format=total --fail-under=95 --omit='*/adapters/*,*/demo/*,*/cli.py,*/__main__.py'
 
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/ws-close-policy codes
+	$(BIN)/ws-close-policy demo --adapter websockets
+	$(BIN)/ws-close-policy demo --adapter starlette
 
 bench: $(STAMP)
 	@for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

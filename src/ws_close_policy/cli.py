@@ -1,22 +1,59 @@
-"""The ``ws-close-policy`` command line (also ``python -m ws_close_policy``)."""
+"""The ``ws-close-policy`` command line (also ``python -m ws_close_policy``).
+
+``codes`` and ``explain`` need nothing but the core; ``demo``, ``serve-demo`` and ``probe``
+need the ``websockets`` extra (and ``starlette`` plus uvicorn for ``--adapter starlette``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
 from collections.abc import Sequence
 
-from .profile import PRESETS, profile_named
-from .report import FORMATS, code_rows, render
+from .codes import describe
+from .profile import PRESETS, Profile, profile_named
+from .report import FORMATS, code_row, code_rows, render
 
 __all__ = ["main"]
 
+ADAPTERS = ("websockets", "starlette")
 
-def _profile_arg(value: str) -> str:
+
+def _profile_arg(value: str) -> Profile:
     try:
-        profile_named(value)
+        return profile_named(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+
+
+def _code_arg(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a close code: {value!r} (expected an integer)"
+        ) from None
+
+
+def _positive_arg(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        type=_profile_arg,
+        default=Profile.SEED,
+        help=f"one of {', '.join(PRESETS)} (default: SEED)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,24 +64,143 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     codes = commands.add_parser("codes", help="print the close-code table for a profile")
-    codes.add_argument(
-        "--profile",
-        type=_profile_arg,
-        default="SEED",
-        help=f"one of {', '.join(PRESETS)} (default: SEED)",
-    )
+    _add_profile(codes)
     codes.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+
+    explain = commands.add_parser("explain", help="explain one close code")
+    explain.add_argument("code", type=_code_arg, help="any integer, e.g. 1008 or 4001")
+    _add_profile(explain)
+
+    demo = commands.add_parser("demo", help="run the reference server and every scenario")
+    demo.add_argument("--adapter", choices=ADAPTERS, default="websockets")
+    _add_profile(demo)
+
+    serve = commands.add_parser("serve-demo", help="serve the reference job-progress server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--adapter", choices=ADAPTERS, default="websockets")
+    serve.add_argument("--token", default="demo-token")
+    serve.add_argument("--max-connections", type=_positive_arg, default=None)
+    _add_profile(serve)
+
+    probe = commands.add_parser("probe", help="send the review's bad inputs to any server")
+    probe.add_argument("url", help="ws:// or wss:// URL")
+    _add_profile(probe)
+    probe.add_argument("--token", help="appended to the URL as ?token=...")
+    probe.add_argument("--max-bytes", type=_positive_arg, default=1_048_576)
+    probe.add_argument("--timeout", type=float, default=5.0, help="seconds per connection")
     return parser
 
 
 def _codes(args: argparse.Namespace) -> int:
-    profile = profile_named(args.profile)
-    print(render(code_rows(profile), args.format, profile))
+    print(render(code_rows(args.profile), args.format, args.profile))
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    row = code_row(args.code, args.profile)
+    wire = "yes" if row.sendable else "no: never sent in a close frame"
+    lines = [
+        describe(args.code),
+        f"  meaning:          {row.meaning or '(no registered meaning)'}",
+        f"  sent by:          {row.sent_by}",
+        f"  on the wire:      {wire}",
+        f"  server sends it:  {', '.join(row.server_situations) or '(in no situation)'}",
+        f"  client action:    {row.client_action} (profile {args.profile.name})",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def _require(module: str, extra: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise SystemExit(
+            f"ws-close-policy: this command needs {module}: pip install 'ws-close-policy[{extra}]'"
+        ) from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _require("websockets", "websockets")
+    if args.adapter == "starlette":
+        _require("uvicorn", "starlette")
+    from .demo.script import render_rows, run_demo
+
+    rows = asyncio.run(run_demo(args.adapter, args.profile))
+    print(f"reference job-progress server on {args.adapter}, profile {args.profile.name}\n")
+    print(render_rows(rows))
+    failed = [row.scenario for row in rows if not row.ok]
+    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def _serve_demo(args: argparse.Namespace) -> int:
+    _require("websockets", "websockets")
+    if args.adapter == "starlette":
+        _require("uvicorn", "starlette")
+    from .demo.jobs import DemoSettings
+    from .demo.servers import serve_until_signalled
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = DemoSettings(
+        token=args.token, profile=args.profile, max_connections=args.max_connections
+    )
+
+    def ready(uri: str) -> None:
+        print(f"serving {uri}/jobs/{{job_id}}?token={args.token} on {args.adapter}", flush=True)
+
+    try:
+        asyncio.run(
+            serve_until_signalled(args.adapter, settings, args.host, args.port, ready=ready)
+        )
+    except OSError as exc:
+        raise SystemExit(
+            f"ws-close-policy: cannot serve on {args.host}:{args.port}: {exc}"
+        ) from None
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    _require("websockets", "websockets")
+    from .demo.probe import run_probe
+
+    url = args.url
+    if not url.startswith(("ws://", "wss://")):
+        raise SystemExit(f"ws-close-policy: not a WebSocket URL: {url!r} (use ws:// or wss://)")
+    if args.token:
+        url += ("&" if "?" in url else "?") + f"token={args.token}"
+    results = asyncio.run(
+        run_probe(url, args.profile, max_bytes=args.max_bytes, timeout=args.timeout)
+    )
+    first = results[0].observed.error
+    if first is not None and first.startswith("cannot connect"):
+        raise SystemExit(f"ws-close-policy: {args.url}: {first}")
+    width = max(len(r.name) for r in results)
+    print(f"probing {args.url} (profile {args.profile.name})\n")
+    for r in results:
+        verdict = "ok" if r.ok else "MISMATCH"
+        print(
+            f"{r.name.ljust(width)}  expected {r.expected:38} observed {r.observed.summary()}  "
+            f"{verdict}"
+        )
+    failed = sum(not r.ok for r in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = _parser().parse_args(argv)
-    commands = {"codes": _codes}
-    return commands[args.command](args)
+    commands = {
+        "codes": _codes,
+        "explain": _explain,
+        "demo": _demo,
+        "serve-demo": _serve_demo,
+        "probe": _probe,
+    }
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,123 @@
+"""The reference job: the review's job-progress contract, on any adapter's PolicyConnection.
+
+Wire contract (``docs/demo.md``): ``ws://HOST:PORT/jobs/{job_id}?token=TOKEN[&summary=1]``.
+Server messages use the envelope ``{"type", "jobId", "pipeline", "timestamp", "version",
+"payload"}``. Jobs by id prefix: ``ok-`` about a second of progress then ``job_complete``
+and 1000; ``fail-`` an ``error`` then 1011; ``big-`` a result over the outbound hard limit
+(1009, or with ``summary=1`` a summary-only ``job_complete`` and 1000); ``slow-`` runs until
+cancelled or drained. Client messages: ``ping`` -> ``pong``; ``cancel`` -> 1001 (SEED);
+``refresh_token`` with a valid token continues, else 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile
+from ..adapters._connection import PolicyConnection, logger
+
+VERSION = "1.0.0"
+PIPELINE = "csv_import"
+CLIENT_TYPES = frozenset({"ping", "cancel", "refresh_token"})
+PROGRESS_STEPS = 5
+STEP_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How the reference server runs."""
+
+    token: str = "demo-token"
+    profile: Profile = Profile.SEED
+    max_connections: int | None = None
+    step_seconds: float = STEP_SECONDS
+
+    def policy(self, summary: bool) -> Policy:
+        """The policy of one connection: ``summary=1`` adds the summary-only fallback."""
+        return Policy(
+            InboundPolicy(allowed_types=CLIENT_TYPES),
+            OutboundPolicy(degrade=summarise if summary else None),
+            self.profile,
+        )
+
+
+def envelope(kind: str, job_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "jobId": job_id,
+        "pipeline": PIPELINE,
+        "timestamp": int(time.time() * 1000),
+        "version": VERSION,
+        "payload": {"type": kind, "pipeline": PIPELINE, **(payload or {})},
+    }
+
+
+def summarise(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary-only form of a result (the review's Issue #116 mode)."""
+    if message.get("type") != "job_complete":
+        return None
+    rows = message.get("payload", {}).get("rows", [])
+    return {**message, "payload": {"type": "job_complete", "summary": True, "rows": len(rows)}}
+
+
+def big_result_rows(limit: int) -> list[str]:
+    """Rows whose JSON is just over ``limit`` bytes."""
+    row = "r" * 1000
+    return [row] * (limit // (len(row) + 3) + 1)
+
+
+async def run_job(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
+    """Produce the job's messages, then close with its outcome."""
+    kind = job_id.split("-", 1)[0]
+    if kind == "slow":
+        while True:
+            await asyncio.sleep(settings.step_seconds)
+            if not await conn.send(envelope("job_progress", job_id, {"progress": None})):
+                return
+    for step in range(1, PROGRESS_STEPS + 1):
+        await asyncio.sleep(settings.step_seconds)
+        progress = {"progress": step / PROGRESS_STEPS, "processed": step, "total": PROGRESS_STEPS}
+        if not await conn.send(envelope("job_progress", job_id, progress)):
+            return
+    if kind == "fail":
+        await conn.send(envelope("error", job_id, {"error": "Job failed"}))
+        await conn.close(Outcome.FAILED)
+    elif kind == "big":
+        limit = conn.session.policy.outbound.max_bytes
+        if await conn.send(envelope("job_complete", job_id, {"rows": big_result_rows(limit)})):
+            await conn.close(Outcome.COMPLETED)
+    else:
+        if await conn.send(envelope("job_complete", job_id, {"rows": ["row 1", "row 2"]})):
+            await conn.close(Outcome.COMPLETED)
+
+
+async def _run_guarded(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
+    try:
+        await run_job(conn, job_id, settings)
+    except Exception:  # a bug in a job must still reach the client as 1011
+        logger.exception("job %s failed", job_id)
+        await conn.close(Outcome.FAILED)
+
+
+async def handle(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
+    """One connection: run the job while answering the client's messages."""
+    if not await conn.send(envelope("job_started", job_id)):
+        return
+    job = asyncio.create_task(_run_guarded(conn, job_id, settings))
+    try:
+        async for message in conn:
+            kind = message["type"]
+            if kind == "ping":
+                await conn.send(envelope("pong", job_id))
+            elif kind == "cancel":
+                await conn.close(Outcome.CANCELLED)
+            elif kind == "refresh_token" and message.get("token") != settings.token:
+                await conn.close(Outcome.POLICY_VIOLATION)
+    finally:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job

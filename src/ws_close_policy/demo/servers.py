@@ -1,0 +1,172 @@
+"""Run the reference server on either adapter: ``websockets`` or Starlette on uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from ..adapters._connection import logger
+from .jobs import DemoSettings, handle
+
+Adapter = Literal["websockets", "starlette"]
+ADAPTERS: tuple[Adapter, ...] = ("websockets", "starlette")
+DRAIN_WINDOW = 1.0
+
+
+def _job_and_query(path: str) -> tuple[str | None, dict[str, str]]:
+    parts = urlsplit(path)
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    segments = parts.path.strip("/").split("/")
+    if len(segments) == 2 and segments[0] == "jobs" and segments[1]:
+        return segments[1], query
+    return None, query
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.create_server((host, port), reuse_port=False)
+    sock.setblocking(False)
+    return sock
+
+
+@asynccontextmanager
+async def _websockets_server(sock: socket.socket, settings: DemoSettings) -> AsyncIterator[Any]:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from ..adapters import websockets as adapter
+
+    def token_ok(request: Any) -> bool:
+        job_id, query = _job_and_query(request.path)
+        return job_id is not None and query.get("token") == settings.token
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        job_id, query = _job_and_query(ws.request.path)
+        assert job_id is not None  # authenticate() let it through
+        policy = settings.policy(summary=query.get("summary") == "1")
+        async with adapter.guard(ws, policy, max_connections=settings.max_connections) as conn:
+            await handle(conn, job_id, settings)
+
+    options = adapter.serve_options(settings.policy(summary=False))
+    hook = adapter.authenticate(token_ok, realm="jobs")
+    async with serve(handler, sock=sock, process_request=hook, **options) as server:
+        yield server
+
+
+def _starlette_app(settings: DemoSettings) -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    from ..adapters import starlette as adapter
+
+    def token_ok(websocket: WebSocket) -> bool:
+        return websocket.query_params.get("token") == settings.token
+
+    @adapter.authenticated(token_ok, realm="jobs")
+    async def jobs(websocket: WebSocket) -> None:
+        job_id = websocket.path_params["job_id"]
+        policy = settings.policy(summary=websocket.query_params.get("summary") == "1")
+        async with adapter.guard(
+            websocket, policy, max_connections=settings.max_connections
+        ) as conn:
+            await handle(conn, job_id, settings)
+
+    return Starlette(routes=[WebSocketRoute("/jobs/{job_id}", jobs)])
+
+
+@asynccontextmanager
+async def _starlette_server(sock: socket.socket, settings: DemoSettings) -> AsyncIterator[Any]:
+    import uvicorn
+
+    from ..adapters.starlette import server_max_size
+
+    # Twice the policy's limit: a message just over it reaches the policy, which answers
+    # with the profile's reason; a far larger one is still refused by uvicorn unbuffered.
+    config = uvicorn.Config(
+        _starlette_app(settings),
+        lifespan="off",
+        log_level="warning",
+        ws_max_size=2 * server_max_size(settings.policy(summary=False)),
+    )
+    server = _uvicorn_server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises what went wrong
+            await asyncio.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def _uvicorn_server(config: Any) -> Any:
+    import uvicorn
+
+    class DemoServer(uvicorn.Server):
+        """Without uvicorn's signal handlers: the demo drains (1012) first, then stops it."""
+
+        def capture_signals(self) -> Any:
+            return contextlib.nullcontext()
+
+    return DemoServer(config)
+
+
+@asynccontextmanager
+async def running(
+    adapter: Adapter, settings: DemoSettings, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve the reference app; yields its base URI (``ws://host:port``)."""
+    sock = _listen(host, port)
+    actual = sock.getsockname()[1]
+    runner = _websockets_server if adapter == "websockets" else _starlette_server
+    try:
+        async with runner(sock, settings):
+            yield f"ws://{host}:{actual}"
+    finally:
+        sock.close()
+
+
+async def drain(adapter: Adapter, window: float = DRAIN_WINDOW) -> int:
+    """Close every open job with 1012, spread over ``window`` seconds."""
+    if adapter == "websockets":
+        from ..adapters.websockets import drain as drain_websockets
+
+        return await drain_websockets(window=window)
+    from ..adapters.starlette import drain as drain_starlette
+
+    return await drain_starlette(window=window)
+
+
+async def serve_until_signalled(
+    adapter: Adapter,
+    settings: DemoSettings,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
+    """``serve-demo``: serve until SIGTERM or SIGINT, then drain (1012) and return."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running(adapter, settings, host, port) as uri:
+            if ready is not None:
+                result = ready(uri)
+                if result is not None:
+                    await result
+            await stop.wait()
+            closed = await drain(adapter)
+            logger.info("drained %d connection(s) with 1012", closed)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,139 @@
+"""The reference server, the demo's scripted run, probe, explain, and serve-demo's drain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.wire import run
+from ws_close_policy import Profile
+from ws_close_policy.cli import main
+from ws_close_policy.demo.client import observe
+from ws_close_policy.demo.jobs import DemoSettings
+from ws_close_policy.demo.probe import run_probe
+from ws_close_policy.demo.servers import running
+
+
+@pytest.mark.parametrize("adapter", ["websockets", "starlette"])
+def test_demo_scripted_run(adapter: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--adapter", adapter]) == 0
+    out = capsys.readouterr().out
+    assert "16 passed, 0 failed" in out
+    assert "MISMATCH" not in out
+    assert re.search(r"result over 32 MiB .*1009 'Message too large'.*summary=1 -> 1000", out)
+
+
+def test_demo_under_rfc_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--profile", "rfc_strict"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"malformed JSON .*1008 'Invalid JSON'\s+1008 'Invalid JSON'", out)
+
+
+def test_probe_against_the_reference_server() -> None:
+    async def scenario() -> list[Any]:
+        async with running("websockets", DemoSettings()) as uri:
+            return await run_probe(f"{uri}/jobs/slow-1?token=demo-token", Profile.SEED)
+
+    results = run(scenario(), timeout=60)
+    assert len(results) == 7
+    assert all(r.ok for r in results), [(r.name, r.observed.summary()) for r in results]
+
+
+@contextmanager
+def naive_server() -> Iterator[str]:
+    """The reviewed server's bug: bad messages are logged and ignored, never closed."""
+    ready: list[str] = []
+    stop: list[asyncio.Event] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for _ in ws:
+            pass  # "console.warn(...); return" - the connection stays open
+
+    async def serve_forever() -> None:
+        stop.append(asyncio.Event())
+        async with serve(handler, "127.0.0.1", 0) as server:
+            ready.append(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+            await stop[0].wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve_forever(),))
+    thread.start()
+    try:
+        while not ready:
+            threading.Event().wait(0.01)
+        yield ready[0]
+    finally:
+        loop.call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+        loop.close()
+
+
+def test_probe_reports_a_naive_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with naive_server() as uri:
+        status = main(["probe", uri, "--timeout", "0.3", "--max-bytes", "1000"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "no close within 0.3 s" in out
+    assert "0 passed, 7 failed" in out
+
+
+def test_probe_bad_arguments() -> None:
+    with pytest.raises(SystemExit, match="not a WebSocket URL"):
+        main(["probe", "http://example.invalid/"])
+    with pytest.raises(SystemExit, match="cannot connect"):
+        main(["probe", "ws://127.0.0.1:9/", "--timeout", "1"])
+
+
+def test_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "1008"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1008 (policy violation)")
+    assert "refresh_credentials" in out
+    assert "outcome:policy_violation" in out
+    assert main(["explain", "1006"]) == 0
+    assert "never sent in a close frame" in capsys.readouterr().out
+    assert main(["explain", "4400", "--profile", "graphql_ws"]) == 0
+    assert "violation:invalid_json" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["explain", "abc"])
+    assert "not a close code: 'abc'" in capsys.readouterr().err
+
+
+def test_serve_demo_drains_with_1012_on_sigterm() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "ws_close_policy", "serve-demo", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"serving (ws://[\d.:]+)/jobs", line)
+            assert match, line
+            uri = match.group(1)
+
+            async def client() -> Any:
+                task = asyncio.create_task(
+                    observe(f"{uri}/jobs/slow-1?token=demo-token", wait_first=True)
+                )
+                await asyncio.sleep(0.5)
+                proc.send_signal(signal.SIGTERM)
+                return await task
+
+            seen = run(client(), timeout=20)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert (seen.code, seen.reason) == (1012, "Service restarting")
+    assert seen.messages[0]["type"] == "job_started"
+    assert seen.messages[0]["version"] == "1.0.0"
