@@ -5,6 +5,8 @@
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
+#   make fuzz SECONDS=600          the atheris fuzzers (corpus kept in fuzz/corpus/)
+#   make load                      1,000 concurrent clients, half hostile, on both adapters
 #   make test PYTHON=python3.12 VENV=.venv-3.12   another interpreter, its own venv
 
 PYTHON ?= python3
@@ -13,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench herd lock clean docs
+.PHONY: help install test lint typecheck unit demo bench herd fuzz load lock clean docs
 
 help:
 	@sed -n '1,10p' Makefile
@@ -44,18 +46,31 @@ demo: $(STAMP)
 	$(BIN)/ws-close-policy demo --adapter starlette
 
 bench: $(STAMP)
-	@for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/inbound.py
+	$(BIN)/python benchmarks/outbound.py
 
 # The reconnect herd simulation, plotted to docs/herd.png (installs the `plot` extra).
 herd: $(STAMP)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[plot]'
 	$(BIN)/python benchmarks/herd.py --plot
 
+# The load test: 1,000 concurrent clients, half hostile, against serve-demo on both adapters.
+load: $(STAMP)
+	$(BIN)/python benchmarks/load.py --clients 1000
+
+# Coverage-guided fuzzing (atheris): make fuzz SECONDS=600 [HARNESS=inbound]. New inputs
+# land in fuzz/corpus/, which `make test` replays.
+SECONDS ?= 60
+HARNESSES ?= inbound close_parse session
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[fuzz]'
+	@for h in $(HARNESSES); do echo "== fuzz $$h for $(SECONDS) s"; $(BIN)/python fuzz/run.py $$h $(SECONDS) || exit 1; done
+
 # Re-resolve the newest versions and pin them (run deliberately, then commit constraints.txt).
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,plot]'
+	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,plot,fuzz]'
 	echo '# Pinned development and CI versions (all Pythons 3.11-3.13). Regenerate with `make lock`.' > constraints.txt
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ws-close-policy' >> constraints.txt
 	rm -rf .venv-lock

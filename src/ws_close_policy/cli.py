@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--adapter", choices=ADAPTERS, default="websockets")
     serve.add_argument("--token", default="demo-token")
     serve.add_argument("--max-connections", type=_positive_arg, default=None)
+    serve.add_argument(
+        "--job-seconds", type=float, default=1.0, help="how long ok-/fail-/big- jobs run"
+    )
     _add_profile(serve)
 
     probe = commands.add_parser("probe", help="send the review's bad inputs to any server")
@@ -139,12 +142,17 @@ def _serve_demo(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
     if args.adapter == "starlette":
         _require("uvicorn", "starlette")
-    from .demo.jobs import DemoSettings
+    from .demo.jobs import PROGRESS_STEPS, DemoSettings
     from .demo.servers import serve_until_signalled
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not args.job_seconds > 0:
+        raise SystemExit("ws-close-policy: --job-seconds must be positive")
     settings = DemoSettings(
-        token=args.token, profile=args.profile, max_connections=args.max_connections
+        token=args.token,
+        profile=args.profile,
+        max_connections=args.max_connections,
+        step_seconds=args.job_seconds / PROGRESS_STEPS,
     )
 
     def ready(uri: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -153,11 +154,16 @@ async def serve_until_signalled(
     *,
     ready: Callable[[str], Awaitable[None] | None] | None = None,
 ) -> None:
-    """``serve-demo``: serve until SIGTERM or SIGINT, then drain (1012) and return."""
+    """``serve-demo``: serve until SIGTERM or SIGINT, then drain (1012) and return.
+
+    SIGUSR1 prints one JSON line of statistics (open tasks and guarded connections) to
+    stdout, for the load test's leak checks.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _print_stats, adapter)
     try:
         async with running(adapter, settings, host, port) as uri:
             if ready is not None:
@@ -168,5 +174,14 @@ async def serve_until_signalled(
             closed = await drain(adapter)
             logger.info("drained %d connection(s) with 1012", closed)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+
+
+def _print_stats(adapter: Adapter) -> None:
+    if adapter == "websockets":
+        from ..adapters.websockets import registry
+    else:
+        from ..adapters.starlette import registry
+    stats = {"tasks": len(asyncio.all_tasks()), "guarded": len(registry)}
+    print(json.dumps(stats), flush=True)
