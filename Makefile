@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench herd fuzz load lock clean docs
+.PHONY: help install test lint typecheck unit demo bench bench-quick herd fuzz load lock clean docs
 
 help:
 	@sed -n '1,10p' Makefile
@@ -48,6 +48,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
 	$(BIN)/python benchmarks/outbound.py
+	$(BIN)/python benchmarks/e2e.py
+
+# A short version of every benchmark (a minute or two), for a quick look.
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/inbound.py --quick
+	$(BIN)/python benchmarks/outbound.py --quick
+	$(BIN)/python benchmarks/e2e.py --quick
 
 # The reconnect herd simulation, plotted to docs/herd.png (installs the `plot` extra).
 herd: $(STAMP)

@@ -1,0 +1,231 @@
+"""End-to-end: the guarded servers against the bare transports, on the wire, in one run.
+
+Run: make bench (full) or make bench-quick. Each server runs in its own process
+(benchmarks/e2e_server.py); this process is the client, on 127.0.0.1. Runs alternate
+(bare, guarded, bare, guarded ...) and repeat; medians and ratios guarded/bare are printed.
+
+Workloads, with a ~200-byte JSON message: request/response over 1 connection (throughput,
+p50 and p99 round trip) and over 50 connections (throughput); a one-way stream of 100,000
+messages. Then resident memory with 1,000 idle connections, per connection.
+
+Targets (issue 9): guarded throughput >= 0.95x bare, p99 <= 1.10x, memory overhead under
+2 KiB per connection; with orjson the guarded server beats the bare one that calls
+json.loads / json.dumps itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+SERVER = Path(__file__).with_name("e2e_server.py")
+MESSAGE = json.dumps(
+    {
+        "type": "echo",
+        "jobId": "ok-3f2a9c1e",
+        "pipeline": "csv_import",
+        "timestamp": 1764172800123,
+        "version": "1.0.0",
+        "payload": {"progress": 0.42, "processed": 420, "total": 1000, "status": "Row 420"},
+    }
+)
+PAIRS = [
+    ("bare-websockets", "guard-websockets"),
+    ("bare-websockets", "guard-websockets-orjson"),
+    ("bare-starlette", "guard-starlette"),
+    ("bare-starlette", "guard-starlette-orjson"),
+]
+
+
+@dataclass
+class Sizes:
+    echo_1: int
+    echo_50: int
+    stream: int
+    idle: int
+    rounds: int
+
+
+FULL = Sizes(echo_1=5000, echo_50=200, stream=100_000, idle=1000, rounds=3)
+QUICK = Sizes(echo_1=1000, echo_50=40, stream=20_000, idle=300, rounds=1)
+
+
+@dataclass
+class Result:
+    echo_1: float = 0.0  # messages per second
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    echo_50: float = 0.0
+    stream: float = 0.0
+    per_conn_kib: float = 0.0
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextmanager
+def server(mode: str) -> Iterator[tuple[str, int]]:
+    with subprocess.Popen(
+        [sys.executable, str(SERVER), mode], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline())
+            yield f"ws://127.0.0.1:{port}/", proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def _connect(uri: str) -> ClientConnection:
+    return await connect(uri, compression=None, max_size=None, open_timeout=30)
+
+
+async def echo_one(uri: str, count: int) -> tuple[float, list[float]]:
+    async with await _connect(uri) as ws:
+        for _ in range(50):  # warm up
+            await ws.send(MESSAGE)
+            await ws.recv()
+        rtts = []
+        start = time.perf_counter()
+        for _ in range(count):
+            sent = time.perf_counter()
+            await ws.send(MESSAGE)
+            await ws.recv()
+            rtts.append(time.perf_counter() - sent)
+        return count / (time.perf_counter() - start), rtts
+
+
+async def echo_many(uri: str, connections: int, each: int) -> float:
+    sockets = [await _connect(uri) for _ in range(connections)]
+
+    async def run(ws: ClientConnection) -> None:
+        for _ in range(each):
+            await ws.send(MESSAGE)
+            await ws.recv()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(ws) for ws in sockets))
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return connections * each / elapsed
+
+
+async def stream(uri: str, count: int) -> float:
+    async with await _connect(uri) as ws:
+        start = time.perf_counter()
+        await ws.send(json.dumps({"type": "stream", "count": count}))
+        received = 0
+        async for _ in ws:
+            received += 1
+        assert received == count, received
+        return count / (time.perf_counter() - start)
+
+
+async def idle_memory(uri: str, pid: int, count: int) -> float:
+    await asyncio.sleep(0.3)
+    before = _rss_kib(pid)
+    sockets = []
+    for _ in range(count):
+        sockets.append(await _connect(uri))
+    await asyncio.sleep(0.5)
+    after = _rss_kib(pid)
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return (after - before) / count
+
+
+def measure(mode: str, sizes: Sizes) -> Result:
+    result = Result()
+    with server(mode) as (uri, pid):
+        result.echo_1, rtts = asyncio.run(echo_one(uri, sizes.echo_1))
+        rtts.sort()
+        result.p50_ms = rtts[len(rtts) // 2] * 1000
+        result.p99_ms = rtts[int(len(rtts) * 0.99)] * 1000
+        result.echo_50 = asyncio.run(echo_many(uri, 50, sizes.echo_50))
+        result.stream = asyncio.run(stream(uri, sizes.stream))
+    with server(mode) as (uri, pid):
+        result.per_conn_kib = asyncio.run(idle_memory(uri, pid, sizes.idle))
+    return result
+
+
+METRICS = [
+    ("echo_1", "echo, 1 connection (msg/s)", True),
+    ("p50_ms", "round trip p50 (ms)", False),
+    ("p99_ms", "round trip p99 (ms)", False),
+    ("echo_50", "echo, 50 connections (msg/s)", True),
+    ("stream", "one-way stream (msg/s)", True),
+    ("per_conn_kib", "memory per idle connection (KiB)", False),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    packages = ("websockets", "starlette", "uvicorn", "orjson")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, {platform.platform()}"
+    )
+    print("# " + ", ".join(f"{p} {version(p)}" for p in packages))
+    print(f"# {sizes.rounds} alternated round(s); medians")
+    missed = 0
+    for bare_mode, guard_mode in PAIRS:
+        runs: dict[str, list[Result]] = {bare_mode: [], guard_mode: []}
+        for _ in range(sizes.rounds):
+            for mode in (bare_mode, guard_mode):
+                runs[mode].append(measure(mode, sizes))
+        print(f"\n{guard_mode} vs {bare_mode}")
+        print(f"  {'metric':36} {'bare':>10} {'guarded':>10} {'ratio':>7}  target")
+        overhead = 0.0
+        for key, label, higher_is_better in METRICS:
+            bare = statistics.median(getattr(r, key) for r in runs[bare_mode])
+            guarded = statistics.median(getattr(r, key) for r in runs[guard_mode])
+            ratio = guarded / bare if bare else float("nan")
+            target = ""
+            if key in ("echo_1", "echo_50") and not guard_mode.endswith("orjson"):
+                ok = ratio >= 0.95
+                target = f">= 0.95 {'ok' if ok else 'MISSED'}"
+                missed += not ok
+            elif key in ("echo_1", "echo_50"):
+                ok = ratio > 1.0
+                target = f"> 1.00 {'ok' if ok else 'MISSED'}"
+                missed += not ok
+            elif key == "p99_ms" and not guard_mode.endswith("orjson"):
+                ok = ratio <= 1.10
+                target = f"<= 1.10 {'ok' if ok else 'MISSED'}"
+                missed += not ok
+            elif key == "per_conn_kib":
+                overhead = guarded - bare
+                ok = overhead < 2.0
+                target = f"overhead {overhead:+.2f} KiB (< 2) {'ok' if ok else 'MISSED'}"
+                missed += not ok
+            print(f"  {label:36} {bare:10.2f} {guarded:10.2f} {ratio:7.3f}  {target}")
+    print(f"\ntargets missed: {missed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""One server for benchmarks/e2e.py: python e2e_server.py MODE; prints its port.
+
+Modes: bare-websockets, guard-websockets, guard-websockets-orjson, bare-starlette,
+guard-starlette, guard-starlette-orjson. The bare servers do the JSON work an application
+does anyway (json.loads, json.dumps); the guarded ones let the policy do it.
+
+Protocol: a message {"type": "echo", ...} is answered with the same object; a message
+{"type": "stream", "count": N} is answered with N small messages, then the server closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from typing import Any
+
+from ws_close_policy import InboundPolicy, OutboundPolicy, Policy
+
+STREAM_ITEM = {"type": "job_progress", "jobId": "ok-1", "progress": 0.5, "version": "1.0.0"}
+
+
+def policy(mode: str) -> Policy:
+    codec = "orjson" if mode.endswith("-orjson") else "json"
+    return Policy(InboundPolicy(codec=codec), OutboundPolicy(codec=codec))
+
+
+async def guarded(conn: Any) -> None:
+    async for message in conn:
+        if message["type"] == "stream":
+            for _ in range(int(message["count"])):
+                await conn.send(STREAM_ITEM)
+            return
+        await conn.send(message)
+
+
+async def serve_websockets(mode: str, sock: socket.socket) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from ws_close_policy.adapters.websockets import guard, serve_options
+
+    pol = policy(mode)
+
+    async def bare(ws: ServerConnection) -> None:
+        async for data in ws:
+            message = json.loads(data)
+            if message["type"] == "stream":
+                for _ in range(int(message["count"])):
+                    await ws.send(json.dumps(STREAM_ITEM))
+                return
+            await ws.send(json.dumps(message))
+
+    async def with_guard(ws: ServerConnection) -> None:
+        async with guard(ws, pol) as conn:
+            await guarded(conn)
+
+    handler = bare if mode.startswith("bare") else with_guard
+    options = serve_options(pol) if mode.startswith("guard") else {}
+    async with serve(handler, sock=sock, compression=None, **options):
+        print(sock.getsockname()[1], flush=True)
+        await asyncio.Future()
+
+
+def starlette_app(mode: str) -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    from ws_close_policy.adapters.starlette import guard
+
+    pol = policy(mode)
+
+    async def bare(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                message = json.loads(await websocket.receive_text())
+                if message["type"] == "stream":
+                    for _ in range(int(message["count"])):
+                        await websocket.send_text(json.dumps(STREAM_ITEM))
+                    await websocket.close()
+                    return
+                await websocket.send_text(json.dumps(message))
+        except WebSocketDisconnect:
+            return
+
+    async def with_guard(websocket: WebSocket) -> None:
+        async with guard(websocket, pol) as conn:
+            await guarded(conn)
+
+    endpoint = bare if mode.startswith("bare") else with_guard
+    return Starlette(routes=[WebSocketRoute("/", endpoint)])
+
+
+async def serve_starlette(mode: str, sock: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        starlette_app(mode), lifespan="off", log_level="warning", ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    print(sock.getsockname()[1], flush=True)
+    await task
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    runner = serve_websockets if "websockets" in mode else serve_starlette
+    asyncio.run(runner(mode, sock))
+
+
+if __name__ == "__main__":
+    main()
