@@ -168,12 +168,12 @@ def measure(mode: str, sizes: Sizes) -> Result:
 
 
 METRICS = [
-    ("echo_1", "echo, 1 connection (msg/s)", True),
-    ("p50_ms", "round trip p50 (ms)", False),
-    ("p99_ms", "round trip p99 (ms)", False),
-    ("echo_50", "echo, 50 connections (msg/s)", True),
-    ("stream", "one-way stream (msg/s)", True),
-    ("per_conn_kib", "memory per idle connection (KiB)", False),
+    ("echo_1", "echo, 1 connection (msg/s)"),
+    ("p50_ms", "round trip p50 (ms)"),
+    ("p99_ms", "round trip p99 (ms)"),
+    ("echo_50", "echo, 50 connections (msg/s)"),
+    ("stream", "one-way stream (msg/s)"),
+    ("per_conn_kib", "memory per idle connection (KiB)"),
 ]
 
 
@@ -182,7 +182,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     packages = ("websockets", "starlette", "uvicorn", "orjson")
     print(
@@ -200,7 +200,7 @@ def main() -> int:
         print(f"\n{guard_mode} vs {bare_mode}")
         print(f"  {'metric':36} {'bare':>10} {'guarded':>10} {'ratio':>7}  target")
         overhead = 0.0
-        for key, label, higher_is_better in METRICS:
+        for key, label in METRICS:
             bare = statistics.median(getattr(r, key) for r in runs[bare_mode])
             guarded = statistics.median(getattr(r, key) for r in runs[guard_mode])
             ratio = guarded / bare if bare else float("nan")
