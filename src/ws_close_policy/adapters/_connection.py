@@ -12,18 +12,20 @@ import asyncio
 import logging
 import random as _random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..actions import Close, Send
+from ..actions import Accept, Close, Send
 from ..policy import DEFAULT, Policy
 from ..profile import Outcome
-from ..session import CloseEvent, Observer, Session
+from ..session import CloseEvent, Observer, Session, State
 
 __all__ = ["PeerGone", "PolicyConnection", "Registry", "Transport", "logger"]
 
 logger = logging.getLogger("ws_close_policy")
+
+_END: Any = object()  # no more messages: the connection is closing or closed
 
 
 class PeerGone(Exception):
@@ -157,29 +159,35 @@ class PolicyConnection:
 
     # --- messages --------------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._messages()
+    def __aiter__(self) -> PolicyConnection:
+        return self
 
-    async def _messages(self) -> AsyncIterator[Any]:
-        while self.session.is_open:
-            try:
-                data = await self._transport.receive()
-            except PeerGone as gone:
-                self._peer_gone(gone)
-                return
-            result = self.session.receive(data)
-            if result is None:
-                return
-            if isinstance(result, Close):
-                await self._send_close(result)
-                return
-            yield result.message
+    async def __anext__(self) -> Any:
+        message = await self._next()
+        if message is _END:
+            raise StopAsyncIteration
+        return message
 
     async def receive(self) -> Any | None:
         """The next validated message, or ``None`` once the connection is closing/closed."""
-        async for message in self:
-            return message
-        return None
+        message = await self._next()
+        return None if message is _END else message
+
+    async def _next(self) -> Any:
+        session = self.session
+        if session.state is not State.OPEN:
+            return _END
+        try:
+            data = await self._transport.receive()
+        except PeerGone as gone:
+            self._peer_gone(gone)
+            return _END
+        result = session.receive(data)
+        if type(result) is Accept:
+            return result.message
+        if isinstance(result, Close):
+            await self._send_close(result)
+        return _END
 
     async def send(self, message: object) -> bool:
         """Send ``message`` through the policy; ``False`` if it was not sent.
@@ -189,18 +197,14 @@ class PolicyConnection:
         ``False`` rather than raising.
         """
         result = self.session.send(message)
-        if result is None:
+        if type(result) is not Send:
+            if isinstance(result, Close):
+                await self._send_close(result)
             return False
-        if isinstance(result, Close):
-            await self._send_close(result)
-            return False
-        return await self._send(result)
-
-    async def _send(self, send: Send) -> bool:
-        if send.large:
-            logger.warning("large websocket message: %d bytes", send.size)
+        if result.large:
+            logger.warning("large websocket message: %d bytes", result.size)
         try:
-            await self._transport.send(send.data, send.text)
+            await self._transport.send(result.data, result.text)
         except PeerGone as gone:
             self._peer_gone(gone)
             return False
