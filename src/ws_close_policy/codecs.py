@@ -97,6 +97,25 @@ def _is_lone(text: str) -> bool:
     return False
 
 
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder ``json.dumps`` builds on every call, built once (``None`` without it).
+
+    Compact, ASCII, no NaN/Infinity, no circular-reference bookkeeping: a cycle ends in
+    ``RecursionError``, which the outbound decision turns into a 1011 close.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has _json
+        return None
+    encoder: Callable[[Any, int], Any] = make(
+        None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    return encoder
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 class JsonCodec:
     """The standard library's ``json``, made strict (the default codec)."""
 
@@ -111,6 +130,7 @@ class JsonCodec:
         self._decode_full: Callable[[str], Any] = self._decoder.decode
         self._scan: Callable[[str, int], tuple[Any, int]] = self._decoder.scan_once  # type: ignore[attr-defined]
         self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+        self._encode_chunks = _c_encoder()
 
     def decode(self, data: str | bytes) -> Any:
         text = data if isinstance(data, str) else data.decode("utf-8")
@@ -129,7 +149,9 @@ class JsonCodec:
         return value
 
     def encode(self, message: Any) -> str:
-        return self._encoder.encode(message)
+        if self._encode_chunks is None or type(message) is str:
+            return self._encoder.encode(message)
+        return "".join(self._encode_chunks(message, 0))
 
 
 class OrjsonCodec:
