@@ -28,6 +28,7 @@ __all__ = [
     "MsgspecCodec",
     "OrjsonCodec",
     "codec_named",
+    "resolve_codec",
 ]
 
 
@@ -207,6 +208,20 @@ class MsgspecCodec:
 
     def encode(self, message: Any) -> bytes:
         return self._encode(message)
+
+
+def resolve_codec(codec: str | Codec, *, reject_duplicate_keys: bool = False) -> Codec:
+    """A codec from a name or a ``Codec``; ``ValueError`` naming ``codec`` otherwise."""
+    if isinstance(codec, str):
+        try:
+            return codec_named(codec, reject_duplicate_keys=reject_duplicate_keys)
+        except ImportError as exc:
+            raise ValueError(
+                f"codec {codec!r} needs {exc.name}: pip install 'ws-close-policy[fast]'"
+            ) from exc
+    if not isinstance(codec, Codec):
+        raise ValueError(f"codec must be a name or implement Codec, got {codec!r}")
+    return codec
 
 
 def codec_named(name: str, *, reject_duplicate_keys: bool = False) -> Codec:

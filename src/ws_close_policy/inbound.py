@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .actions import Accept, Close
-from .codecs import Codec, JsonCodec, MsgspecCodec, OrjsonCodec, codec_named
+from .codecs import Codec, JsonCodec, MsgspecCodec, OrjsonCodec, resolve_codec
 from .profile import Profile, Violation
 
 __all__ = ["DEFAULT_MAX_BYTES", "InboundPolicy", "Validator"]
@@ -115,16 +115,7 @@ def _validator_map(validators: Mapping[str, Validator]) -> Mapping[str, Validato
 def _resolve_codec(codec: str | Codec, reject_duplicate_keys: bool) -> Codec | None:
     if codec == "raw":
         return None
-    if isinstance(codec, str):
-        try:
-            return codec_named(codec, reject_duplicate_keys=reject_duplicate_keys)
-        except ImportError as exc:
-            raise ValueError(
-                f"codec {codec!r} needs {exc.name}: pip install 'ws-close-policy[fast]'"
-            ) from exc
-    if not isinstance(codec, Codec):
-        raise ValueError(f"codec must be a name or implement Codec, got {codec!r}")
-    return codec
+    return resolve_codec(codec, reject_duplicate_keys=reject_duplicate_keys)
 
 
 # --- the decision ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .actions import Close, Send
-from .codecs import Codec, codec_named
+from .codecs import Codec, resolve_codec
 from .inbound import _positive_int
 from .profile import Profile, Violation
 
@@ -66,18 +66,9 @@ class OutboundPolicy:
 
 
 def _outbound_codec(codec: str | Codec) -> Codec:
-    if isinstance(codec, str):
-        if codec == "raw":
-            raise ValueError("codec 'raw' is inbound-only; send str or bytes directly instead")
-        try:
-            return codec_named(codec)
-        except ImportError as exc:
-            raise ValueError(
-                f"codec {codec!r} needs {exc.name}: pip install 'ws-close-policy[fast]'"
-            ) from exc
-    if not isinstance(codec, Codec):
-        raise ValueError(f"codec must be a name or implement Codec, got {codec!r}")
-    return codec
+    if codec == "raw":
+        raise ValueError("codec 'raw' is inbound-only; send str or bytes directly instead")
+    return resolve_codec(codec)
 
 
 def _utf8_size(text: str) -> int:

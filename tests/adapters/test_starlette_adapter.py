@@ -12,12 +12,13 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests import job_protocol
 from tests.asgi_servers import SERVERS, asgi_server
 from tests.wire import Seen, exchange, run
-from ws_close_policy import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile
+from ws_close_policy import InboundPolicy, OutboundPolicy, Policy, Profile
 from ws_close_policy.adapters import starlette as adapter
 
-OUTBOUND_LIMIT = 10_000
+OUTBOUND_LIMIT = job_protocol.OUTBOUND_LIMIT
 TOKEN = "demo-token"
 POLICY = Policy(
     InboundPolicy(max_bytes=64 * 1024),
@@ -31,23 +32,7 @@ def token_ok(websocket: WebSocket) -> bool:
 
 async def serve_job(websocket: WebSocket, policy: Policy = POLICY, **guard_kwargs: Any) -> None:
     async with adapter.guard(websocket, policy, **guard_kwargs) as conn:
-        async for message in conn:
-            kind = message["type"]
-            if kind == "ping":
-                await conn.send({"type": "pong"})
-            elif kind == "cancel":
-                await conn.close(Outcome.CANCELLED)
-            elif kind == "complete":
-                await conn.send({"type": "job_complete"})
-                return
-            elif kind == "crash":
-                raise RuntimeError("database password is hunter2")
-            elif kind == "big":
-                await conn.send({"type": "job_complete", "rows": "x" * OUTBOUND_LIMIT})
-            elif kind == "long_reason":
-                await conn.close(Outcome.CANCELLED, reason="é" * 150)  # 300 bytes
-            elif kind == "refresh_token" and message.get("token") != "good":
-                await conn.close(Outcome.POLICY_VIOLATION)
+        await job_protocol.serve_job(conn)
 
 
 @adapter.authenticated(token_ok, realm="jobs")

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
+from tests import job_protocol
 from tests.wire import exchange, run
 from ws_close_policy import (
     CloseCounter,
@@ -32,7 +33,7 @@ from ws_close_policy import (
 )
 from ws_close_policy.adapters import websockets as adapter
 
-OUTBOUND_LIMIT = 10_000
+OUTBOUND_LIMIT = job_protocol.OUTBOUND_LIMIT
 JOB_TYPES = {"ping", "cancel", "complete", "crash", "big", "refresh_token"}
 
 
@@ -46,25 +47,11 @@ def job_policy(profile: Profile = Profile.SEED) -> Policy:
     )
 
 
-def job_handler(policy: Policy, events: list[CloseEvent] | None = None, **guard_kwargs: Any):  # type: ignore[no-untyped-def]
+def job_handler(policy: Policy, events: list[CloseEvent] | None = None, **guard_kwargs: Any) -> Any:
     async def handler(ws: ServerConnection) -> None:
         observer = events.append if events is not None else None
         async with adapter.guard(ws, policy, observer=observer, **guard_kwargs) as conn:
-            async for message in conn:
-                kind = message["type"]
-                if kind == "ping":
-                    await conn.send({"type": "pong"})
-                elif kind == "cancel":
-                    await conn.close(Outcome.CANCELLED)
-                elif kind == "complete":
-                    await conn.send({"type": "job_complete"})
-                    return
-                elif kind == "crash":
-                    raise RuntimeError("database password is hunter2")
-                elif kind == "big":
-                    await conn.send({"type": "job_complete", "rows": "x" * OUTBOUND_LIMIT})
-                elif kind == "refresh_token" and message.get("token") != "good":
-                    await conn.close(Outcome.POLICY_VIOLATION)
+            await job_protocol.serve_job(conn)
 
     return handler
 

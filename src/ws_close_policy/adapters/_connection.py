@@ -9,6 +9,7 @@ the ``Session`` decides, this layer does what it says and logs it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random as _random
 import time
@@ -16,16 +17,49 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..actions import Accept, Close, Send
+from ..actions import Accept, Close, Reject, Send
 from ..policy import DEFAULT, Policy
 from ..profile import Outcome
 from ..session import CloseEvent, Observer, Session, State
 
-__all__ = ["PeerGone", "PolicyConnection", "Registry", "Transport", "logger"]
+__all__ = [
+    "PeerGone",
+    "PolicyConnection",
+    "Registry",
+    "Transport",
+    "logger",
+    "positive_limit",
+    "refusal_from",
+]
 
 logger = logging.getLogger("ws_close_policy")
 
 _END: Any = object()  # no more messages: the connection is closing or closed
+
+
+def positive_limit(value: object, name: str = "max_connections") -> int:
+    """``value`` if it is a positive int, else ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+async def refusal_from(
+    check: Callable[[Any], Any], subject: Any, unauthorized: Reject
+) -> Reject | None:
+    """Run a pre-upgrade ``check`` (sync or async): ``None`` to let the connection through,
+    else the ``Reject`` to answer with. ``False`` and an exception (logged, never sent)
+    mean ``unauthorized``."""
+    try:
+        verdict = check(subject)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    except Exception:
+        logger.exception("authentication check failed")
+        verdict = False
+    if verdict is True:
+        return None
+    return verdict if isinstance(verdict, Reject) else unauthorized
 
 
 class PeerGone(Exception):
@@ -115,12 +149,8 @@ class PolicyConnection:
         registry: Registry,
         max_connections: int | None = None,
     ) -> None:
-        if max_connections is not None and (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+        if max_connections is not None:
+            positive_limit(max_connections)
         self._transport = transport
         self._observer = observer
         self._registry = registry

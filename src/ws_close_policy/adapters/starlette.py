@@ -27,7 +27,6 @@ raise out of the adapter::
 from __future__ import annotations
 
 import functools
-import inspect
 import random as _random
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, ParamSpec
@@ -40,7 +39,14 @@ from ..codes import CloseCode
 from ..policy import DEFAULT, Policy
 from ..profile import Outcome
 from ..session import Observer
-from ._connection import PeerGone, PolicyConnection, Registry, logger
+from ._connection import (
+    PeerGone,
+    PolicyConnection,
+    Registry,
+    logger,
+    positive_limit,
+    refusal_from,
+)
 
 __all__ = [
     "DENIAL_EXTENSION",
@@ -231,15 +237,8 @@ def authenticated(
         @functools.wraps(endpoint)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
             websocket = _find_websocket(args, kwargs)
-            try:
-                verdict = check(websocket)
-                if inspect.isawaitable(verdict):
-                    verdict = await verdict
-            except Exception:
-                logger.exception("authentication check failed")
-                verdict = False
-            if verdict is not True:
-                refusal = verdict if isinstance(verdict, Reject) else unauthorized
+            refusal = await refusal_from(check, websocket, unauthorized)
+            if refusal is not None:
                 await reject(websocket, refusal, policy, fallback=fallback)
                 return
             await endpoint(*args, **kwargs)
@@ -260,10 +259,7 @@ def admitted(
     while ``max_connections`` guarded connections are open. For browsers prefer
     ``guard(..., max_connections=N)``, which accepts and closes with 1013.
     """
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
-    if max_connections < 1:
-        raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+    positive_limit(max_connections)
     unavailable = Reject.unavailable(retry_after)
 
     def decorate(endpoint: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:

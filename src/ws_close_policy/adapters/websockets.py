@@ -46,7 +46,14 @@ from ..policy import DEFAULT, Policy
 from ..profile import Outcome, ReconnectAction, Violation
 from ..reconnect import DEFAULT_RECONNECT, ReconnectAdvice, Reconnector, ReconnectPolicy
 from ..session import Observer
-from ._connection import PeerGone, PolicyConnection, Registry, logger
+from ._connection import (
+    PeerGone,
+    PolicyConnection,
+    Registry,
+    logger,
+    positive_limit,
+    refusal_from,
+)
 
 __all__ = [
     "PolicyConnection",
@@ -195,16 +202,8 @@ def authenticate(check: Check, *, realm: str = "websocket") -> ProcessRequest:
         connection: ServerConnection,  # noqa: ARG001 - the hook's signature
         request: Request,
     ) -> Response | None:
-        try:
-            verdict = check(request)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-        except Exception:
-            logger.exception("authentication check failed")
-            verdict = False
-        if verdict is True:
-            return None
-        return to_response(verdict if isinstance(verdict, Reject) else unauthorized)
+        refusal = await refusal_from(check, request, unauthorized)
+        return None if refusal is None else to_response(refusal)
 
     return process_request
 
@@ -214,10 +213,7 @@ def admission(max_connections: int, *, retry_after: int | None = None) -> Proces
     ``max_connections`` guarded connections are open. Clients other than browsers read the
     status; for browsers prefer ``guard(..., max_connections=N)``, which closes with 1013.
     """
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
-    if max_connections < 1:
-        raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+    positive_limit(max_connections)
     unavailable = Reject.unavailable(retry_after)
 
     async def process_request(
