@@ -17,18 +17,21 @@ class ProbeResult:
     ok: bool
 
 
+#: The review's bad inputs (and a binary frame), with the violation each one is.
+REVIEW_BAD_INPUTS: list[tuple[str, str | bytes, Violation]] = [
+    ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON),
+    ("null", "null", Violation.NOT_AN_OBJECT),
+    ("empty object", "{}", Violation.MISSING_TYPE),
+    ("type is a number", '{"type": 123}', Violation.MISSING_TYPE),
+    ("not an object", '"not an object"', Violation.NOT_AN_OBJECT),
+    ("binary frame", b'{"type": "ping"}', Violation.BINARY_UNSUPPORTED),
+]
+
+
 def probe_inputs(max_bytes: int) -> list[tuple[str, str | bytes, Violation]]:
-    """The review's bad inputs, and the violation each one is."""
+    """The review's bad inputs, then a message one byte over ``max_bytes``."""
     oversized = '{"type":"ping","pad":"' + "x" * max_bytes + '"}'
-    return [
-        ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON),
-        ("null", "null", Violation.NOT_AN_OBJECT),
-        ("empty object", "{}", Violation.MISSING_TYPE),
-        ('{"type": 123}', '{"type": 123}', Violation.MISSING_TYPE),
-        ("not an object", '"not an object"', Violation.NOT_AN_OBJECT),
-        ("binary frame", b'{"type": "ping"}', Violation.BINARY_UNSUPPORTED),
-        (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG),
-    ]
+    return [*REVIEW_BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG)]
 
 
 async def run_probe(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .. import Outcome, Profile, ReconnectAction, ReconnectPolicy, Violation, advise_reconnect
 from .client import Observation, observe
 from .jobs import DemoSettings
+from .probe import REVIEW_BAD_INPUTS
 from .servers import Adapter, drain, running
 
 MAX_CONNECTIONS = 3
@@ -92,16 +93,8 @@ class Demo:
         await self.simple("job fails", "-", "fail-3", [], Outcome.FAILED)
         await self.big_then_summary()
         await self.refresh_then_continue()
-        bad_inputs: list[tuple[str, str | bytes, Violation]] = [
-            ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON),
-            ("null", "null", Violation.NOT_AN_OBJECT),
-            ("empty object", "{}", Violation.MISSING_TYPE),
-            ("type is a number", '{"type": 123}', Violation.MISSING_TYPE),
-            ("not an object", '"not an object"', Violation.NOT_AN_OBJECT),
-            ("unknown type", '{"type": "launch"}', Violation.UNKNOWN_TYPE),
-            ("binary frame", b'{"type": "ping"}', Violation.BINARY_UNSUPPORTED),
-        ]
-        for name, data, violation in bad_inputs:
+        unknown = ("unknown type", '{"type": "launch"}', Violation.UNKNOWN_TYPE)
+        for name, data, violation in [*REVIEW_BAD_INPUTS, unknown]:
             shown = data if isinstance(data, str) else "<binary>"
             slug = "-".join(name.split())
             await self.simple(name, shown, f"slow-{slug}", [data], violation)
