@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,8 +67,6 @@ def test_module_and_console_script() -> None:
 
 
 def test_close_codes_doc_has_not_drifted() -> None:
-    from pathlib import Path
-
     from ws_close_policy.report import close_codes_doc
 
     doc = Path(__file__).parent.parent / "docs" / "close-codes.md"

@@ -210,3 +210,30 @@ def test_any_message_gives_send_or_sendable_close(message: Any, codec: str, limi
     else:
         data = result.data.encode() if isinstance(result.data, str) else result.data
         assert result.size == len(data) <= limit
+
+
+class CountingCodec:
+    """The stdlib encoder, counting its calls."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decode(self, data: str | bytes) -> Any:
+        return json.loads(data)
+
+    def encode(self, message: Any) -> str:
+        self.calls += 1
+        return json.dumps(message)
+
+
+@pytest.mark.parametrize("degrade", [None, lambda m: {"type": "summary"}])
+def test_oversized_message_is_serialised_once(degrade: Any) -> None:
+    codec = CountingCodec()
+    policy = Policy(
+        outbound=OutboundPolicy(max_bytes=100, warn_bytes=50, codec=codec, degrade=degrade)
+    )
+    decide_outbound({"type": "big", "rows": "x" * 200}, policy)
+    # One encode for the message, plus one for its summary when there is one.
+    assert codec.calls == (1 if degrade is None else 2)

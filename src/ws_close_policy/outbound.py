@@ -101,6 +101,9 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
     encode = outbound._codec.encode
     degrade = outbound.degrade
 
+    def cannot_serialise(exc: Exception) -> Close:
+        return close(Violation.INTERNAL, f"cannot serialise: {type(exc).__name__}: {exc}"[:200])
+
     def serialise(message: Any) -> tuple[str | bytes, int, bool] | Close:
         if isinstance(message, str):
             try:
@@ -112,8 +115,8 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
             return data, len(data), False  # bytes go as a binary frame, unchanged
         try:
             encoded = encode(message)
-        except (RecursionError, Exception) as exc:  # unknown types, NaN, cycles ...
-            return close(Violation.INTERNAL, f"cannot serialise: {type(exc).__name__}: {exc}"[:200])
+        except Exception as exc:  # unknown types, NaN, cycles (RecursionError) ...
+            return cannot_serialise(exc)
         if isinstance(encoded, str):
             return encoded, _utf8_size(encoded), True
         return encoded, len(encoded), True  # orjson / msgspec: UTF-8 bytes of JSON text
@@ -121,22 +124,8 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
     def too_big(size: int, note: str = "") -> Close:
         return close(Violation.OUTBOUND_TOO_BIG, f"{size} bytes over the {limit}-byte limit{note}")
 
-    def decide(message: Any) -> Send | Close:
-        if type(message) is dict:  # the common case, kept short: one encode, one measure
-            try:
-                encoded = encode(message)
-            except Exception:
-                pass
-            else:
-                size = _utf8_size(encoded) if type(encoded) is str else len(encoded)
-                if size <= limit:
-                    return _fast_send(encoded, size, size > warn)
-        result = serialise(message)
-        if isinstance(result, Close):
-            return result
-        data, size, text = result
-        if size <= limit:
-            return Send(data, size, text, size > warn)
+    def over_limit(message: Any, size: int) -> Send | Close:
+        """``message`` serialised to ``size`` bytes, over the limit: its summary, or a close."""
         if degrade is None:
             return too_big(size)
         try:
@@ -152,5 +141,23 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
         if summary_size > limit:
             return too_big(size, f"; summary still {summary_size} bytes")
         return Send(data, summary_size, text, summary_size > warn, degraded=True)
+
+    def decide(message: Any) -> Send | Close:
+        if type(message) is dict:  # the common case, kept short: one encode, one measure
+            try:
+                encoded = encode(message)
+            except Exception as exc:
+                return cannot_serialise(exc)
+            size = _utf8_size(encoded) if type(encoded) is str else len(encoded)
+            if size <= limit:
+                return _fast_send(encoded, size, size > warn)
+            return over_limit(message, size)
+        result = serialise(message)
+        if isinstance(result, Close):
+            return result
+        data, size, text = result
+        if size <= limit:
+            return Send(data, size, text, size > warn)
+        return over_limit(message, size)
 
     return decide

@@ -16,7 +16,7 @@ import math
 import random as _random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from .codes import CloseCode, describe
@@ -111,7 +111,6 @@ class ReconnectPolicy:
     profile: Profile = Profile.SEED
     private_bands: tuple[Band, ...] = ()
     private_default: ReconnectAction = ReconnectAction.RETRY
-    _bands: tuple[Band, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _positive(self.base, "base")
@@ -142,7 +141,6 @@ class ReconnectPolicy:
             raise ValueError("private_bands must hold Band values")
         object.__setattr__(self, "private_bands", bands)
         object.__setattr__(self, "private_default", ReconnectAction(self.private_default))
-        object.__setattr__(self, "_bands", bands)
 
     def ceiling(self, attempt: int) -> float:
         """The backoff ceiling for ``attempt``: ``min(cap, base * factor ** attempt)``."""
@@ -161,7 +159,7 @@ def _action_for(code: int, policy: ReconnectPolicy) -> tuple[ReconnectAction, bo
     if named is not None:
         return named, False, f"{policy.profile.name} says {named.value}"
     if 3000 <= code <= 4999:
-        for band in policy._bands:
+        for band in policy.private_bands:
             if band.first <= code <= band.last:
                 return band.action, band.immediate, f"band {band.first}-{band.last}"
         return policy.private_default, False, "unlisted private code"

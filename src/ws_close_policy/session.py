@@ -19,6 +19,7 @@ from typing import Literal
 
 from .actions import Accept, Close, Send
 from .codes import CloseCode, CodeRange, code_range
+from .lifecycle import close_for
 from .policy import DEFAULT, Policy
 from .profile import Outcome, Violation
 
@@ -153,9 +154,7 @@ class Session:
         """Close for ``outcome`` (completed, cancelled ...); ``None`` if already closing."""
         if self.state is not State.OPEN:
             return None
-        if not isinstance(outcome, Outcome):
-            raise ValueError(f"outcome must be an Outcome, got {outcome!r}")
-        return self._close_first(self.policy.profile.close_for_outcome(outcome, reason))
+        return self._close_first(close_for(outcome, self.policy, reason))
 
     def fail(self, exc: BaseException) -> Close | None:
         """Close because the handler failed: the profile's ``FAILED`` code (1011 by default).
