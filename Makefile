@@ -22,9 +22,11 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# The C accelerator must build here (WS_CLOSE_POLICY_BUILD_EXTENSION=yes): a compile error
+# fails the install instead of silently testing the pure-Python fallback only.
+$(STAMP): pyproject.toml setup.py constraints.txt src/ws_close_policy/_speedups.c
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	WS_CLOSE_POLICY_BUILD_EXTENSION=yes $(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -34,8 +36,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite runs with the C accelerator; the decision tests run once more in pure Python.
+PURE_PYTHON_TESTS := tests/test_inbound.py tests/test_outbound.py tests/test_session.py \
+	tests/test_lifecycle.py tests/test_speedups.py tests/test_fuzz_corpus.py
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest --cov --cov-report=
+	@echo "the decision tests again, pure Python (WS_CLOSE_POLICY_NO_SPEEDUPS=1):"
+	WS_CLOSE_POLICY_NO_SPEEDUPS=1 $(BIN)/python -m pytest --cov --cov-append --cov-report=term \
+		$(PURE_PYTHON_TESTS)
 	@echo "core (sans-IO) coverage, at least 95%:"
 	$(BIN)/coverage report --format=total --fail-under=95 --omit='*/adapters/*,*/demo/*,*/cli.py,*/__main__.py'
 

@@ -22,6 +22,8 @@ from ws_close_policy import (
 )
 from ws_close_policy.codecs import JsonCodec
 
+from .strategies import fuzz_text, messages
+
 CODECS = ("json", "orjson", "msgspec")
 POLICIES = {name: Policy(InboundPolicy(codec=name, accept_binary=True)) for name in CODECS}
 
@@ -304,26 +306,6 @@ def test_policy_validation() -> None:
 
 # --- properties ----------------------------------------------------------------------------
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
-messages = st.builds(
-    lambda kind, extra: {**extra, "type": kind},
-    st.text(min_size=1, max_size=20),
-    st.dictionaries(st.text(max_size=8), json_values, max_size=5),
-)
-
 
 def _decision(result: Accept | Close) -> tuple[str, object]:
     if isinstance(result, Close):
@@ -347,21 +329,6 @@ def test_valid_messages_come_back_equal(message: dict[str, Any], codec: str, bin
     assert isinstance(result, Accept), result
     assert result.type == message["type"]
     assert result.message == message
-
-
-fuzz_text = st.one_of(
-    st.text(st.characters(codec=None, exclude_categories=()), max_size=60),
-    st.text(
-        st.sampled_from(
-            '{}[]",:0123456789.eE+-tfnulrasNIy\\ud8',
-        ),
-        max_size=60,
-    ),
-    st.builds(json.dumps, json_values),
-    st.builds(lambda n, s: "[" * n + s + "]" * n, st.integers(0, 200), st.sampled_from(["", "1"])),
-    st.builds(lambda d: '{"type":"x","n":' + "9" * d + "}", st.integers(15, 5000)),
-    st.builds(lambda e: '{"type":"x","n":1e' + str(e) + "}", st.integers(250, 400)),
-)
 
 
 @given(fuzz_text | st.binary(max_size=60))

@@ -132,6 +132,16 @@ class JsonCodec:
         self._scan: Callable[[str, int], tuple[Any, int]] = self._decoder.scan_once  # type: ignore[attr-defined]
         self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
         self._encode_chunks = _c_encoder()
+        #: For the C accelerator: a scanner that reads floats in C (1e400 becomes inf, which
+        #: the accelerator checks for) and otherwise refuses what ``decode`` refuses or
+        #: leaves the verdict to it (lone surrogates, trailing data).
+        self.fast_scan: Callable[[str, int], tuple[Any, int]] | None = (
+            None
+            if reject_duplicate_keys
+            else json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+        )
+        #: For the C accelerator: the C encoder (returns chunks to join), if there is one.
+        self.fast_encode_chunks = self._encode_chunks
 
     def decode(self, data: str | bytes) -> Any:
         text = data if isinstance(data, str) else data.decode("utf-8")
@@ -167,6 +177,8 @@ class OrjsonCodec:
         #: The bare decoder, for the hot path; on failure call ``decode`` for the verdict.
         self.fast_decode = self._loads
         self._dumps: Callable[[Any], bytes] = orjson.dumps
+        #: The bare encoder, for the C accelerator (``encode`` adds nothing to it).
+        self.fast_encode = self._dumps
         self._error = orjson.JSONDecodeError
         self._fallback = JsonCodec()
 
@@ -201,6 +213,8 @@ class MsgspecCodec:
         #: The bare decoder, for the hot path (``decode`` adds nothing to it).
         self.fast_decode = self._decode
         self._encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
+        #: The bare encoder, for the C accelerator (``encode`` adds nothing to it).
+        self.fast_encode = self._encode
         self.validation_error: type[Exception] = msgspec.ValidationError
 
     def decode(self, data: str | bytes) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from ._accel import accelerate_inbound
 from .actions import Accept, Close
 from .codecs import Codec, JsonCodec, MsgspecCodec, OrjsonCodec, resolve_codec
 from .profile import Profile, Violation
@@ -165,8 +166,14 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def inbound_decider(inbound: InboundPolicy, profile: Profile) -> Decider:
-    """Build the decision function for one policy: everything it needs, looked up once."""
+def inbound_decider(
+    inbound: InboundPolicy, profile: Profile, *, accelerate: bool = True
+) -> Decider:
+    """Build the decision function for one policy: everything it needs, looked up once.
+
+    With ``accelerate`` (and the C extension built) its common case runs in C; see
+    :mod:`ws_close_policy._accel`.
+    """
     close = profile.close_for_violation
     too_big = close(Violation.TOO_BIG)
     binary_unsupported = close(Violation.BINARY_UNSUPPORTED)
@@ -281,7 +288,18 @@ def inbound_decider(inbound: InboundPolicy, profile: Profile) -> Decider:
         _set_type(accept, kind)
         return accept
 
-    return decide
+    if not accelerate:
+        return decide
+    return accelerate_inbound(
+        decide,
+        codec=codec,
+        hooks=bool(validators) or inbound.reject_duplicate_keys or typed is not None,
+        limit=limit,
+        max_depth=max_depth,
+        type_field=type_field,
+        allowed=allowed,  # type: ignore[arg-type]
+        closes=(not_an_object, missing_type, unknown_type),
+    )
 
 
 class _StructureCheck:

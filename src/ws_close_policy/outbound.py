@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._accel import accelerate_outbound
 from .actions import Close, Send
 from .codecs import Codec, resolve_codec
 from .inbound import _positive_int
@@ -93,8 +94,10 @@ def _fast_send(data: str | bytes, size: int, large: bool) -> Send:
     return send
 
 
-def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
-    """Build the decision function for one policy."""
+def outbound_decider(
+    outbound: OutboundPolicy, profile: Profile, *, accelerate: bool = True
+) -> Decider:
+    """Build the decision function for one policy (its ``dict`` case in C if ``accelerate``)."""
     close = profile.close_for_violation
     limit = outbound.max_bytes
     warn = outbound.warn_bytes
@@ -160,4 +163,13 @@ def outbound_decider(outbound: OutboundPolicy, profile: Profile) -> Decider:
             return Send(data, size, text, size > warn)
         return over_limit(message, size)
 
-    return decide
+    if not accelerate:
+        return decide
+    return accelerate_outbound(
+        decide,
+        codec=outbound._codec,
+        limit=limit,
+        warn=warn,
+        over_limit=over_limit,
+        on_error=cannot_serialise,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._accel import dispatch
 from .actions import Accept, Close, Send
 from .inbound import Decider as InboundDecider
 from .inbound import InboundPolicy, inbound_decider
@@ -44,6 +45,7 @@ class Policy:
 DEFAULT = Policy()
 
 
+@dispatch(Policy, "_decide_inbound")
 def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Close:
     """Accept a received message or close the connection; never raises for str or bytes.
 
@@ -52,6 +54,7 @@ def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Clos
     return policy._decide_inbound(data)
 
 
+@dispatch(Policy, "_decide_outbound")
 def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
     """Serialise and measure ``message`` once: ``Send`` it, or ``Close`` (too big, unserialisable).
 
