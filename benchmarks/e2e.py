@@ -1,8 +1,10 @@
 """End-to-end: the guarded servers against the bare transports, on the wire, in one run.
 
 Run: make bench (full) or make bench-quick. Each server runs in its own process
-(benchmarks/e2e_server.py); this process is the client, on 127.0.0.1. Runs alternate
-(bare, guarded, bare, guarded ...) and repeat; medians and ratios guarded/bare are printed.
+(benchmarks/e2e_server.py), pinned to one core; this process is the client, on 127.0.0.1,
+pinned to the other. For each pair both servers stay up and short bursts of every workload
+alternate between them (bare, guarded, bare, guarded ...). Printed: the medians of the
+bursts and, for throughput, the median of the burst-by-burst ratios guarded/bare.
 
 Workloads, with a ~200-byte JSON message: request/response over 1 connection (throughput,
 p50 and p99 round trip) and over 50 connections (throughput); a one-way stream of 100,000
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import statistics
@@ -53,26 +56,49 @@ PAIRS = [
 
 @dataclass
 class Sizes:
-    echo_1: int
-    echo_50: int
-    stream: int
-    idle: int
-    rounds: int
+    echo_1: int  # round trips over one connection, per burst
+    echo_50: int  # round trips per connection over 50 connections, per burst
+    stream: int  # messages in one one-way stream, per burst
+    idle: int  # idle connections for the memory measure
+    rounds: int  # alternated bursts per server
 
 
-FULL = Sizes(echo_1=5000, echo_50=200, stream=100_000, idle=1000, rounds=3)
-QUICK = Sizes(echo_1=1000, echo_50=40, stream=20_000, idle=300, rounds=1)
+FULL = Sizes(echo_1=1500, echo_50=60, stream=30_000, idle=1000, rounds=15)
+QUICK = Sizes(echo_1=500, echo_50=20, stream=10_000, idle=300, rounds=3)
+
+# The servers run on one core and this client on the other, so neither competes with the
+# other (or with itself across runs) for a core: the largest source of noise on 2 cores.
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def _pin(pid: int, cpu: int) -> bool:
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if len(available) < 2 or cpu not in available:
+        return False
+    os.sched_setaffinity(pid, {cpu})
+    return True
 
 
 @dataclass
-class Result:
-    echo_1: float = 0.0  # messages per second
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    echo_50: float = 0.0
-    stream: float = 0.0
+class Samples:
+    """Every burst's figures for one server; latencies pooled over all bursts."""
+
+    echo_1: list[float] = field(default_factory=list)  # messages per second
+    echo_50: list[float] = field(default_factory=list)
+    stream: list[float] = field(default_factory=list)
+    rtts: list[float] = field(default_factory=list)  # seconds
     per_conn_kib: float = 0.0
-    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, float]:
+        rtts = sorted(self.rtts)
+        return {
+            "echo_1": statistics.median(self.echo_1),
+            "p50_ms": rtts[len(rtts) // 2] * 1000,
+            "p99_ms": rtts[int(len(rtts) * 0.99)] * 1000,
+            "echo_50": statistics.median(self.echo_50),
+            "stream": statistics.median(self.stream),
+            "per_conn_kib": self.per_conn_kib,
+        }
 
 
 def _rss_kib(pid: int) -> int:
@@ -90,6 +116,7 @@ def server(mode: str) -> Iterator[tuple[str, int]]:
         try:
             assert proc.stdout is not None
             port = int(proc.stdout.readline())
+            _pin(proc.pid, SERVER_CPU)
             yield f"ws://127.0.0.1:{port}/", proc.pid
         finally:
             proc.terminate()
@@ -100,19 +127,18 @@ async def _connect(uri: str) -> ClientConnection:
     return await connect(uri, compression=None, max_size=None, open_timeout=30)
 
 
-async def echo_one(uri: str, count: int) -> tuple[float, list[float]]:
+async def echo_one(uri: str, count: int, rtts: list[float]) -> float:
     async with await _connect(uri) as ws:
         for _ in range(50):  # warm up
             await ws.send(MESSAGE)
             await ws.recv()
-        rtts = []
         start = time.perf_counter()
         for _ in range(count):
             sent = time.perf_counter()
             await ws.send(MESSAGE)
             await ws.recv()
             rtts.append(time.perf_counter() - sent)
-        return count / (time.perf_counter() - start), rtts
+        return count / (time.perf_counter() - start)
 
 
 async def echo_many(uri: str, connections: int, each: int) -> float:
@@ -153,18 +179,36 @@ async def idle_memory(uri: str, pid: int, count: int) -> float:
     return (after - before) / count
 
 
-def measure(mode: str, sizes: Sizes) -> Result:
-    result = Result()
-    with server(mode) as (uri, pid):
-        result.echo_1, rtts = asyncio.run(echo_one(uri, sizes.echo_1))
-        rtts.sort()
-        result.p50_ms = rtts[len(rtts) // 2] * 1000
-        result.p99_ms = rtts[int(len(rtts) * 0.99)] * 1000
-        result.echo_50 = asyncio.run(echo_many(uri, 50, sizes.echo_50))
-        result.stream = asyncio.run(stream(uri, sizes.stream))
-    with server(mode) as (uri, pid):
-        result.per_conn_kib = asyncio.run(idle_memory(uri, pid, sizes.idle))
-    return result
+def burst(uri: str, sizes: Sizes, samples: Samples) -> None:
+    samples.echo_1.append(asyncio.run(echo_one(uri, sizes.echo_1, samples.rtts)))
+    samples.echo_50.append(asyncio.run(echo_many(uri, 50, sizes.echo_50)))
+    samples.stream.append(asyncio.run(stream(uri, sizes.stream)))
+
+
+def measure_pair(modes: tuple[str, str], sizes: Sizes) -> dict[str, Samples]:
+    """Both servers up at once; bursts alternate between them (A B A B ...)."""
+    samples = {mode: Samples() for mode in modes}
+    with server(modes[0]) as (uri_a, _), server(modes[1]) as (uri_b, _):
+        uris = {modes[0]: uri_a, modes[1]: uri_b}
+        for mode in modes:  # warm up: the first burst of a fresh process is not measured
+            burst(uris[mode], QUICK, Samples())
+        for _ in range(sizes.rounds):
+            for mode in modes:
+                burst(uris[mode], sizes, samples[mode])
+    for mode in modes:  # memory: a fresh server each, nothing else connected
+        with server(mode) as (uri, pid):
+            samples[mode].per_conn_kib = asyncio.run(idle_memory(uri, pid, sizes.idle))
+    return samples
+
+
+def paired_ratio(bare: Samples, guarded: Samples, key: str) -> float:
+    """The median of burst-by-burst ratios for throughputs (each guarded burst against the
+    bare burst just before it, so slow drifts of the machine cancel); else guarded / bare."""
+    if key in ("echo_1", "echo_50", "stream"):
+        pairs = zip(getattr(bare, key), getattr(guarded, key), strict=True)
+        return statistics.median(g / b for b, g in pairs)
+    figures_bare, figures_guarded = bare.figures()[key], guarded.figures()[key]
+    return figures_guarded / figures_bare if figures_bare else float("nan")
 
 
 METRICS = [
@@ -190,20 +234,22 @@ def main() -> int:
         f"{platform.machine()}, {platform.platform()}"
     )
     print("# " + ", ".join(f"{p} {version(p)}" for p in packages))
-    print(f"# {sizes.rounds} alternated round(s); medians")
+    pinned = _pin(0, CLIENT_CPU)
+    print(
+        f"# {sizes.rounds} alternated bursts per server; medians (latency: pooled samples), "
+        "throughput ratios: median of burst-by-burst ratios; "
+        + (f"servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if pinned else "not pinned")
+    )
     missed = 0
     for bare_mode, guard_mode in PAIRS:
-        runs: dict[str, list[Result]] = {bare_mode: [], guard_mode: []}
-        for _ in range(sizes.rounds):
-            for mode in (bare_mode, guard_mode):
-                runs[mode].append(measure(mode, sizes))
+        samples = measure_pair((bare_mode, guard_mode), sizes)
+        bare_figures, guard_figures = samples[bare_mode].figures(), samples[guard_mode].figures()
         print(f"\n{guard_mode} vs {bare_mode}")
         print(f"  {'metric':36} {'bare':>10} {'guarded':>10} {'ratio':>7}  target")
         overhead = 0.0
         for key, label in METRICS:
-            bare = statistics.median(getattr(r, key) for r in runs[bare_mode])
-            guarded = statistics.median(getattr(r, key) for r in runs[guard_mode])
-            ratio = guarded / bare if bare else float("nan")
+            bare, guarded = bare_figures[key], guard_figures[key]
+            ratio = paired_ratio(samples[bare_mode], samples[guard_mode], key)
             target = ""
             if key in ("echo_1", "echo_50") and not guard_mode.endswith("orjson"):
                 ok = ratio >= 0.95
