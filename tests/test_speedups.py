@@ -96,14 +96,20 @@ INBOUND_VARIANTS = {
 }
 
 
+Decide = Callable[[Any], Any]
+
+
+def _both_paths(
+    build: Callable[..., Decide], rules: object, profile: Profile
+) -> tuple[Decide, Decide]:
+    """The pure-Python decision and the accelerated one, for the same rules."""
+    return build(rules, profile, accelerate=False), build(rules, profile)
+
+
 @functools.cache
-def _inbound_pair(codec: str, variant: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def _inbound_pair(codec: str, variant: str) -> tuple[Decide, Decide]:
     inbound = InboundPolicy(codec=codec, **INBOUND_VARIANTS[variant])  # type: ignore[arg-type]
-    profile = Profile.RFC_STRICT
-    return (
-        inbound_decider(inbound, profile, accelerate=False),
-        inbound_decider(inbound, profile),
-    )
+    return _both_paths(inbound_decider, inbound, Profile.RFC_STRICT)
 
 
 tricky_json = st.one_of(
@@ -164,13 +170,9 @@ OUTBOUND_VARIANTS = {
 
 
 @functools.cache
-def _outbound_pair(codec: str, variant: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def _outbound_pair(codec: str, variant: str) -> tuple[Decide, Decide]:
     outbound = OutboundPolicy(codec=codec, **OUTBOUND_VARIANTS[variant])  # type: ignore[arg-type]
-    profile = Profile.SEED
-    return (
-        outbound_decider(outbound, profile, accelerate=False),
-        outbound_decider(outbound, profile),
-    )
+    return _both_paths(outbound_decider, outbound, Profile.SEED)
 
 
 class Opaque:
