@@ -63,7 +63,7 @@ class Sizes:
     rounds: int  # alternated bursts per server
 
 
-FULL = Sizes(echo_1=1500, echo_50=60, stream=30_000, idle=1000, rounds=15)
+FULL = Sizes(echo_1=1500, echo_50=60, stream=30_000, idle=1000, rounds=25)
 QUICK = Sizes(echo_1=500, echo_50=20, stream=10_000, idle=300, rounds=3)
 
 # The servers run on one core and this client on the other, so neither competes with the

@@ -8,11 +8,13 @@ those are compared explicitly). ``make test`` also runs the decision tests a sec
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 import tracemalloc
@@ -210,6 +212,8 @@ def test_dispatcher_keeps_the_functions_face(decide: Any) -> None:
         inspect.signature(function).parameters
     )
     assert repr(decide) == repr(function)
+    assert pickle.loads(pickle.dumps(decide)) is decide  # by reference, like a function
+    assert copy.deepcopy(decide) is decide
 
 
 class SubPolicy(Policy):

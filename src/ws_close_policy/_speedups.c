@@ -679,6 +679,18 @@ dispatch_dealloc(Dispatcher *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Pickled by reference, like the function it stands for: its name in its module. */
+static PyObject *
+dispatch_reduce(PyObject *self, PyObject *unused)
+{
+    return PyObject_GetAttrString(self, "__name__");
+}
+
+static PyMethodDef dispatch_methods[] = {
+    {"__reduce__", dispatch_reduce, METH_NOARGS, NULL},
+    {NULL},
+};
+
 static PyGetSetDef dispatch_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL},
@@ -696,6 +708,7 @@ static PyTypeObject DispatcherType = {
     .tp_repr = (reprfunc)dispatch_repr,
     .tp_descr_get = dispatch_get,
     .tp_getset = dispatch_getset,
+    .tp_methods = dispatch_methods,
     .tp_traverse = (traverseproc)dispatch_traverse,
     .tp_clear = (inquiry)dispatch_clear,
     .tp_dealloc = (destructor)dispatch_dealloc,
