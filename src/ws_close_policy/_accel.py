@@ -31,11 +31,10 @@ def _load() -> ModuleType | None:
     if os.environ.get("WS_CLOSE_POLICY_NO_SPEEDUPS"):
         return None
     try:
-        from . import _speedups  # type: ignore[attr-defined]
+        from . import _speedups
     except ImportError:  # pragma: no cover - installed without a C compiler
         return None
-    module: ModuleType = _speedups
-    return module
+    return _speedups
 
 
 _speedups = _load()
