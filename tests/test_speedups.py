@@ -114,19 +114,26 @@ def _inbound_pair(codec: str, variant: str) -> tuple[Decide, Decide]:
     return _both_paths(inbound_decider, inbound, Profile.RFC_STRICT)
 
 
+TRICKY = [
+    "1e400",
+    '{"type":"a","n":-1e400}',
+    '{"type":"a","s":"\\ud800"}',
+    '{"type":"a","\\udfff":1}',
+    '{"type":"a","s":"\\ud83d\\ude00"}',
+    ' {"type":"a"}',
+    '{"type":"a"} ',
+    '{"type":"a"}{}',
+    '{"type":"a","n":NaN}',
+    '{"type":"a","type":"b"}',
+    '{"type":"caf\u00e9","name":"\u00e9t\u00e9 \U0001f600"}',  # non-ASCII text
+    '{"type":"a","s":"\ud800"}',  # a lone surrogate character (not an escape)
+]
 tricky_json = st.one_of(
-    st.just("1e400"),
-    st.just('{"type":"a","n":-1e400}'),
-    st.just('{"type":"a","s":"\\ud800"}'),
-    st.just('{"type":"a","\\udfff":1}'),
-    st.just('{"type":"a","s":"\\ud83d\\ude00"}'),
-    st.just(' {"type":"a"}'),
-    st.just('{"type":"a"} '),
-    st.just('{"type":"a"}{}'),
-    st.just('{"type":"a","n":NaN}'),
-    st.just('{"type":"a","type":"b"}'),
+    st.sampled_from(TRICKY),
+    st.builds(lambda n: '{"type":"a","s":"' + "\u00e9" * n + '"}', st.integers(10, 40)),
+    st.builds(lambda n: '{"type":"\u00e9","v":' + "[" * n + "]" * n + "}", st.integers(0, 70)),
     st.builds(lambda n: '{"type":"a","v":' + "[" * n + "]" * n + "}", st.integers(0, 70)),
-    st.builds(lambda n: '{"kind":"a","v":' + "{" * 0 + "[" * n + "]" * n + "}", st.integers(0, 4)),
+    st.builds(lambda n: '{"kind":"a","v":' + "[" * n + "]" * n + "}", st.integers(0, 4)),
 )
 inbound_data = (
     fuzz_text
@@ -146,6 +153,14 @@ def test_inbound_paths_agree(codec: str, variant: str, data: str | bytes) -> Non
     expected, actual = _fields(slow(data)), _fields(fast(data))
     note(f"python: {expected}\nC:      {actual}")
     assert actual == expected
+
+
+@pytest.mark.parametrize("variant", INBOUND_VARIANTS)
+@pytest.mark.parametrize("codec", CODECS)
+def test_tricky_inputs_agree(codec: str, variant: str) -> None:
+    slow, fast = _inbound_pair(codec, variant)
+    for data in TRICKY:
+        assert _fields(fast(data)) == _fields(slow(data)), data
 
 
 def _depth_message(depth: int) -> str:
@@ -261,6 +276,17 @@ def test_a_decoder_error_goes_to_the_python_decision() -> None:
 
 
 @needs_speedups
+def test_non_ascii_text_is_measured_in_utf8_bytes_in_c() -> None:
+    decide = _raw_inbound(json.loads, lambda data: ("slow", data))
+    accepted = decide('{"type":"\u00e9t\u00e9"}')  # decided in C: the slow path is not called
+    assert isinstance(accepted, Accept)
+    assert accepted.type == "\u00e9t\u00e9"
+    over = '{"type":"a","s":"' + "\u00e9" * 45 + '"}'  # 64 characters, 109 bytes
+    assert len(over) <= 100 < len(over.encode())
+    assert decide(over) == ("slow", over)  # over the limit in bytes: Python decides
+
+
+@needs_speedups
 def test_an_interrupt_is_never_swallowed() -> None:
     def interrupted(data: Any) -> Any:
         raise KeyboardInterrupt
@@ -313,6 +339,7 @@ def test_no_reference_leaks(codec: str) -> None:
         lambda: decide_inbound('{"type":"a","p":{"n":1.5,"s":"x"}}', policy),
         lambda: decide_inbound(json.dumps(big), policy),
         lambda: decide_inbound('{"type":1}', policy),
+        lambda: decide_inbound('{"type":"caf\u00e9","s":"\u00e9t\u00e9 \U0001f600"}', policy),
         lambda: decide_inbound('{"type":"a"', policy),
         lambda: decide_outbound(big, policy),
         lambda: decide_outbound({"bad": {1, 2}}, policy),

@@ -1,10 +1,11 @@
 """The optional C accelerator (``_speedups.c``): which decisions it takes over.
 
-The C deciders finish only the common case, a well-formed message that is accepted (ASCII
-text, a built-in codec, no per-message Python hooks) or a ``dict`` that is serialised and
-sent, and hand everything else to the pure-Python decision they wrap. Every refusal is
-therefore decided by the Python code, and the two paths give equal actions (property-tested
-in ``tests/test_speedups.py``).
+The C deciders finish only the common case, a well-formed message that is accepted (text
+within the limit, a built-in codec, no per-message Python hooks) or a ``dict`` that is
+serialised and sent, and hand everything else to the pure-Python decision they wrap. The
+only refusals made in C are the three structure closes, and they are the very ``Close``
+objects the Python decision prepared; the two paths give equal actions (property-tested in
+``tests/test_speedups.py``).
 
 The extension is built when the package is installed from source with a C compiler; without
 it everything works the same, only slower. ``WS_CLOSE_POLICY_NO_SPEEDUPS=1`` in the

@@ -1,7 +1,7 @@
 /* Optional C accelerator for the two hot decisions (see ws_close_policy/_accel.py).
  *
  * Each decider wraps the pure-Python decision built by inbound.py or outbound.py ("slow")
- * and finishes only the common case: ASCII text that decodes to a well-formed message, or
+ * and finishes only the common case: valid text that decodes to a well-formed message, or
  * a dict that serialises within the limit. It returns the very Close objects the Python
  * decision prepared for the three structure refusals and hands every other case to slow,
  * which stays the single source of truth. tests/test_speedups.py checks that both paths
@@ -175,14 +175,13 @@ needs_slow_path(PyObject *value, int left, int strict)
     return 0;
 }
 
-/* Whether an ASCII text holds more than `limit` '[' and '{' together: a bound on its
- * nesting depth that costs far less than walking the decoded value (memchr is vectorised;
- * it runs at most limit + 2 times). */
+/* Whether UTF-8 text holds more than `limit` '[' and '{' together: a bound on its nesting
+ * depth that costs far less than walking the decoded value (memchr is vectorised; it runs
+ * at most limit + 2 times). Those bytes never occur inside a multi-byte UTF-8 sequence. */
 static int
-more_openers_than(PyObject *text, Py_ssize_t limit)
+more_openers_than(const char *start, Py_ssize_t size, Py_ssize_t limit)
 {
-    const char *start = (const char *)PyUnicode_1BYTE_DATA(text);
-    const char *end = start + PyUnicode_GET_LENGTH(text);
+    const char *end = start + size;
     Py_ssize_t count = 0;
     const char openers[2] = {'{', '['};
     for (int i = 0; i < 2; i++) {
@@ -223,7 +222,7 @@ inbound_slow(InboundDecider *self, PyObject *data)
     return PyObject_CallOneArg(self->slow, data);
 }
 
-/* The decoded value of a whole ASCII text, or NULL with an exception set (for the slow
+/* The decoded value of a whole text, or NULL with an exception set (for the slow
  * path: the scanner stops before trailing data or refuses leading whitespace). */
 static PyObject *
 inbound_decode(InboundDecider *self, PyObject *text)
@@ -294,10 +293,21 @@ inbound_call(InboundDecider *self, PyObject *const *args, size_t nargsf, PyObjec
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
     PyObject *data = args[0];
-    /* ASCII text only: one byte a character, so its length is its size. */
-    if (!PyUnicode_CheckExact(data) || !PyUnicode_IS_ASCII(data)
-        || PyUnicode_GET_LENGTH(data) > self->limit) {
+    /* Text only. Its UTF-8 form is the text itself when ASCII, else the copy the str keeps
+     * once asked (the decoders use the same one); lone surrogates fail and go to Python. */
+    if (!PyUnicode_CheckExact(data) || PyUnicode_GET_LENGTH(data) > self->limit) {
         return inbound_slow(self, data);
+    }
+    Py_ssize_t size = PyUnicode_GET_LENGTH(data);
+    const char *utf8 = (const char *)PyUnicode_1BYTE_DATA(data);
+    if (!PyUnicode_IS_ASCII(data)) {
+        utf8 = PyUnicode_AsUTF8AndSize(data, &size);
+        if (utf8 == NULL) {
+            return clear_exception() < 0 ? NULL : inbound_slow(self, data);
+        }
+        if (size > self->limit) {
+            return inbound_slow(self, data);
+        }
     }
     PyObject *message = inbound_decode(self, data);
     if (message == NULL) {
@@ -306,8 +316,7 @@ inbound_call(InboundDecider *self, PyObject *const *args, size_t nargsf, PyObjec
     /* The strict checks need the walk; otherwise only a text long enough and with enough
      * brackets to nest more than max_depth deep does. */
     int walk = self->strict
-               || (PyUnicode_GET_LENGTH(data) > self->depth_floor
-                   && more_openers_than(data, self->max_depth));
+               || (size > self->depth_floor && more_openers_than(utf8, size, self->max_depth));
     if (walk && child_needs_slow_path(message, self->max_depth, self->strict)) {
         Py_DECREF(message);
         return inbound_slow(self, data);
