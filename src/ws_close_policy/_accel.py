@@ -101,13 +101,13 @@ def accelerate_outbound(
 ) -> Callable[[Any], Send | Close]:
     """``decide`` with its common case (a ``dict``) in C, or ``decide`` itself."""
     encode: Callable[..., Any]
+    if _speedups is None:
+        return decide
     if isinstance(codec, JsonCodec) and codec.fast_encode_chunks is not None:
         encode, chunks = codec.fast_encode_chunks, True  # returns chunks of str to join
     elif isinstance(codec, OrjsonCodec | MsgspecCodec):
         encode, chunks = codec.fast_encode, False
     else:
-        return decide
-    if _speedups is None:
         return decide
     fast: Callable[[Any], Send | Close] = _speedups.outbound_decider(
         decide, encode, chunks, limit, warn, over_limit, on_error, Send

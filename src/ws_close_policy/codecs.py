@@ -131,7 +131,9 @@ class JsonCodec:
         self._decode_full: Callable[[str], Any] = self._decoder.decode
         self._scan: Callable[[str, int], tuple[Any, int]] = self._decoder.scan_once  # type: ignore[attr-defined]
         self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-        self._encode_chunks = _c_encoder()
+        #: The C encoder (returns chunks of str to join), if there is one; the C accelerator
+        #: calls it directly too.
+        self.fast_encode_chunks = _c_encoder()
         #: For the C accelerator: a scanner that reads floats in C (1e400 becomes inf, which
         #: the accelerator checks for) and otherwise refuses what ``decode`` refuses or
         #: leaves the verdict to it (lone surrogates, trailing data).
@@ -140,8 +142,6 @@ class JsonCodec:
             if reject_duplicate_keys
             else json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
         )
-        #: For the C accelerator: the C encoder (returns chunks to join), if there is one.
-        self.fast_encode_chunks = self._encode_chunks
 
     def decode(self, data: str | bytes) -> Any:
         text = data if isinstance(data, str) else data.decode("utf-8")
@@ -160,9 +160,9 @@ class JsonCodec:
         return value
 
     def encode(self, message: Any) -> str:
-        if self._encode_chunks is None or type(message) is str:
+        if self.fast_encode_chunks is None or type(message) is str:
             return self._encoder.encode(message)
-        return "".join(self._encode_chunks(message, 0))
+        return "".join(self.fast_encode_chunks(message, 0))
 
 
 class OrjsonCodec:

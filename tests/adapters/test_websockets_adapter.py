@@ -185,25 +185,26 @@ async def _hold_then(uri: str, hold: asyncio.Event) -> Any:
         await ws.wait_closed()
 
 
+async def _second_while_first_open(uri: str) -> Any:
+    """What a second client gets while a first one holds the only connection slot."""
+    hold = asyncio.Event()
+    first = asyncio.create_task(_hold_then(uri, hold))
+    await _until(lambda: len(adapter.registry) == 1)
+    second = await exchange(uri)
+    hold.set()
+    await first
+    return second
+
+
 def test_overload_closes_1013_or_refuses_503() -> None:
     async def scenario() -> tuple[Any, Any, Any]:
         policy = job_policy()
         async with server(job_handler(policy, max_connections=1), policy) as uri:
-            hold = asyncio.Event()
-            first = asyncio.create_task(_hold_then(uri, hold))
-            await _until(lambda: len(adapter.registry) == 1)
-            overloaded = await exchange(uri)
-            hold.set()
-            await first
+            overloaded = await _second_while_first_open(uri)
         policy = job_policy()
         hook = adapter.admission(1, retry_after=7)
         async with server(job_handler(policy), policy, process_request=hook) as uri:
-            hold = asyncio.Event()
-            first = asyncio.create_task(_hold_then(uri, hold))
-            await _until(lambda: len(adapter.registry) == 1)
-            refused = await exchange(uri)
-            hold.set()
-            await first
+            refused = await _second_while_first_open(uri)
             after = await exchange(uri, '{"type": "complete"}')
         return overloaded, refused, after
 
