@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import gc
 import inspect
 import json
 import math
@@ -212,6 +213,59 @@ def test_outbound_paths_agree(codec: str, variant: str, message: Any) -> None:
     expected, actual = _fields(slow(message)), _fields(fast(message))
     note(f"python: {expected}\nC:      {actual}")
     assert actual == expected
+
+
+# --- the outbound decider refills its last small Send only when nobody else holds it -----
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@given(batch=st.lists(st.tuples(outbound_messages, st.booleans()), max_size=12))
+def test_a_send_the_caller_holds_never_changes(codec: str, batch: list[tuple[Any, bool]]) -> None:
+    # Drop some results (their Send may be refilled) and keep others, then check that every
+    # kept one still says what the pure-Python decision says for its message.
+    slow, fast = _outbound_pair(codec, "default")
+    held = []
+    for message, keep in batch:
+        if keep:
+            held.append((message, fast(message)))
+        else:
+            fast(message)
+    for message, action in held:
+        assert _fields(action) == _fields(slow(message))
+
+
+def _kept_sends(decider: object) -> list[Send]:
+    """The Send a C outbound decider keeps to refill, seen through the garbage collector."""
+    return [obj for obj in gc.get_referents(decider) if type(obj) is Send]
+
+
+@needs_speedups
+def test_a_dropped_send_is_refilled_in_place() -> None:
+    decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
+    first = decide({"type": "a"})
+    second = decide({"type": "b"})  # `first` is held: a new Send
+    assert second is not first
+    assert first.data == b'{"type":"a"}'
+    assert second.data == b'{"type":"b"}'
+    (kept,) = _kept_sends(decide)
+    assert kept is second
+    kept_id = id(kept)
+    del first, second, kept  # now only the decider holds it
+    third = decide({"type": "c"})
+    assert id(third) == kept_id  # the very object (still alive, so no other can have its id)
+    assert _fields(third) == ("send", b'{"type":"c"}', 12, True, False, False)
+
+
+@needs_speedups
+def test_a_large_send_is_never_kept() -> None:
+    # The kept Send holds its data until the next call: only small ones are kept.
+    decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
+    small = decide({"type": "a"})
+    large = decide({"type": "blob", "data": "x" * 70_000})
+    assert large.size > 65_536
+    assert [kept is small for kept in _kept_sends(decide)] == [True]
+    del small, large
+    assert all(kept.size <= 65_536 for kept in _kept_sends(decide))
 
 
 # --- the dispatcher behaves as the function it stands for ---------------------------------

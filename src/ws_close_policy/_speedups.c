@@ -10,7 +10,8 @@
  * A dispatcher makes decide_inbound(data, policy) / decide_outbound(message, policy) call
  * the policy's decider without a Python frame in between.
  *
- * Nothing keeps state between calls: every object here is immutable once built.
+ * Nothing keeps state between calls but one thing: an outbound decider keeps the last small
+ * Send it returned, to refill it once the caller has dropped it (see outbound_send).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -22,6 +23,7 @@
 
 static PyObject *zero;      /* the int 0: the stdlib scanner's start index */
 static PyObject *empty_str; /* "": joins the stdlib encoder's chunks */
+static PyObject *empty_bytes; /* b"": what a spare Send holds while the next message encodes */
 
 /* --- shared helpers ------------------------------------------------------------------ */
 
@@ -430,22 +432,48 @@ make_inbound(PyObject *module, PyObject *args)
 
 /* --- outbound ------------------------------------------------------------------------ */
 
+/* A Send of at most this many bytes may be refilled in place (see outbound_send): the
+ * spare then keeps at most this much of the last message alive between two calls. */
+#define SPARE_MAX_BYTES 65536
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *slow;          /* the Python decision: every message that is not a dict */
     PyObject *encode;        /* dumps(message) -> bytes, or the stdlib's C encoder -> chunks */
     int chunks;              /* encode returns chunks of str to join */
+    /* encode's C function and self when it is a builtin taking (*args, **kwargs) in the
+     * fastcall convention (orjson.dumps, msgspec's Encoder.encode): called directly, as
+     * the interpreter's own specialised call does. NULL otherwise. */
+    _PyCFunctionFastWithKeywords encode_fn;
+    PyObject *encode_self;   /* borrowed: encode holds it */
     Py_ssize_t limit;        /* max_bytes */
     Py_ssize_t warn;         /* warn_bytes */
     PyObject *over_limit;    /* over_limit(message, size): the summary's Send, or a close */
     PyObject *on_error;      /* on_error(exception): the INTERNAL close */
     PyTypeObject *send_type;
     Py_ssize_t slots[5];     /* Send.data, .size, .text, .large, .degraded */
+    PyObject *spare;         /* the last small Send returned, or NULL */
 } OutboundDecider;
 
 static const char *send_slots[5] = {"data", "size", "text", "large", "degraded"};
 
+static inline PyObject **
+slot_at(PyObject *obj, Py_ssize_t offset)
+{
+    return (PyObject **)((char *)obj + offset);
+}
+
+/* Send(data, size, text=True, large=size > warn, degraded=False).
+ *
+ * Allocating and freeing the Send costs about a fifth of a 200-byte orjson.dumps, so the
+ * last small one is kept and refilled when the caller has dropped it: a reference count
+ * of 1 means this decider holds the only reference, so no one can see the change (the
+ * Send has no __weakref__ slot and its hash is not cached). zip() and enumerate() reuse
+ * their result tuple the same way. Nothing between the check and the writes can run
+ * Python code (the new size is made first; freeing the old bytes and int runs none), so
+ * a re-entrant call cannot take the same object. Without the GIL the count proves
+ * nothing, so free-threaded builds always allocate. */
 static PyObject *
 outbound_send(OutboundDecider *self, PyObject *data, Py_ssize_t size)
 {
@@ -453,22 +481,55 @@ outbound_send(OutboundDecider *self, PyObject *data, Py_ssize_t size)
     if (size_obj == NULL) {
         return NULL;
     }
-    PyObject *send = self->send_type->tp_alloc(self->send_type, 0);
+    PyObject *large = size > self->warn ? Py_True : Py_False;
+    PyObject *send = self->spare;
+#ifndef Py_GIL_DISABLED
+    if (send != NULL && Py_REFCNT(send) == 1 && size <= SPARE_MAX_BYTES) {
+        Py_SETREF(*slot_at(send, self->slots[0]), Py_NewRef(data));
+        Py_SETREF(*slot_at(send, self->slots[1]), size_obj);
+        Py_SETREF(*slot_at(send, self->slots[3]), Py_NewRef(large));
+        return Py_NewRef(send);
+    }
+#endif
+    send = self->send_type->tp_alloc(self->send_type, 0);
     if (send != NULL) {
         fill_slot(send, self->slots[0], data);
         fill_slot(send, self->slots[1], size_obj);
         fill_slot(send, self->slots[2], Py_True);
-        fill_slot(send, self->slots[3], size > self->warn ? Py_True : Py_False);
+        fill_slot(send, self->slots[3], large);
         fill_slot(send, self->slots[4], Py_False);
+#ifndef Py_GIL_DISABLED
+        if (size <= SPARE_MAX_BYTES) {
+            Py_XSETREF(self->spare, Py_NewRef(send));
+        }
+#endif
     }
     Py_DECREF(size_obj);
     return send;
+}
+
+/* Free the last message's bytes before the encoder allocates the next one, if the spare
+ * Send is ours alone: the allocator can then hand the encoder the block just freed, still
+ * in the CPU cache, as it does when the caller drops a fresh Send (measured: up to 4%
+ * faster at 200 bytes on 3.13, no worse elsewhere). Until it is refilled the spare holds
+ * b"", which only gc.get_objects() could show. */
+static inline void
+release_spare_data(OutboundDecider *self)
+{
+#ifndef Py_GIL_DISABLED
+    if (self->spare != NULL && Py_REFCNT(self->spare) == 1) {
+        Py_SETREF(*slot_at(self->spare, self->slots[0]), Py_NewRef(empty_bytes));
+    }
+#endif
 }
 
 /* The serialised message, or NULL with the encoder's exception set. */
 static PyObject *
 outbound_encode(OutboundDecider *self, PyObject *message)
 {
+    if (self->encode_fn != NULL) {
+        return self->encode_fn(self->encode_self, &message, 1, NULL);
+    }
     if (!self->chunks) {
         return PyObject_CallOneArg(self->encode, message);
     }
@@ -489,6 +550,7 @@ outbound_call(OutboundDecider *self, PyObject *const *args, size_t nargsf, PyObj
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
     PyObject *message = args[0];
+    release_spare_data(self);
     PyObject *encoded = outbound_encode(self, message);
     if (encoded == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -534,6 +596,7 @@ outbound_traverse(OutboundDecider *self, visitproc visit, void *arg)
     Py_VISIT(self->over_limit);
     Py_VISIT(self->on_error);
     Py_VISIT(self->send_type);
+    Py_VISIT(self->spare);
     return 0;
 }
 
@@ -545,6 +608,7 @@ outbound_clear(OutboundDecider *self)
     Py_CLEAR(self->over_limit);
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->send_type);
+    Py_CLEAR(self->spare);
     return 0;
 }
 
@@ -598,12 +662,20 @@ make_outbound(PyObject *module, PyObject *args)
     self->slow = Py_NewRef(slow);
     self->encode = Py_NewRef(encode);
     self->chunks = chunks;
+    self->encode_fn = NULL;
+    self->encode_self = NULL;
+    if (!chunks && PyCFunction_Check(encode)
+        && (PyCFunction_GET_FLAGS(encode) & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS)) {
+        self->encode_fn = (_PyCFunctionFastWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(encode);
+        self->encode_self = PyCFunction_GET_SELF(encode);
+    }
     self->limit = limit;
     self->warn = warn;
     self->over_limit = Py_NewRef(over_limit);
     self->on_error = Py_NewRef(on_error);
     self->send_type = (PyTypeObject *)Py_NewRef(send_type);
     memcpy(self->slots, slots, sizeof(slots));
+    self->spare = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -783,7 +855,8 @@ PyInit__speedups(void)
     }
     zero = PyLong_FromLong(0);
     empty_str = PyUnicode_FromStringAndSize("", 0);
-    if (zero == NULL || empty_str == NULL) {
+    empty_bytes = PyBytes_FromStringAndSize("", 0);
+    if (zero == NULL || empty_str == NULL || empty_bytes == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);
