@@ -234,6 +234,12 @@ def test_a_send_the_caller_holds_never_changes(codec: str, batch: list[tuple[Any
         assert _fields(action) == _fields(slow(message))
 
 
+def _send(decide: Decide, message: object) -> Send:
+    action = decide(message)
+    assert isinstance(action, Send), action
+    return action
+
+
 def _kept_sends(decider: object) -> list[Send]:
     """The Send a C outbound decider keeps to refill, seen through the garbage collector."""
     return [obj for obj in gc.get_referents(decider) if type(obj) is Send]
@@ -242,8 +248,8 @@ def _kept_sends(decider: object) -> list[Send]:
 @needs_speedups
 def test_a_dropped_send_is_refilled_in_place() -> None:
     decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
-    first = decide({"type": "a"})
-    second = decide({"type": "b"})  # `first` is held: a new Send
+    first = _send(decide, {"type": "a"})
+    second = _send(decide, {"type": "b"})  # `first` is held: a new Send
     assert second is not first
     assert first.data == b'{"type":"a"}'
     assert second.data == b'{"type":"b"}'
@@ -260,8 +266,8 @@ def test_a_dropped_send_is_refilled_in_place() -> None:
 def test_a_large_send_is_never_kept() -> None:
     # The kept Send holds its data until the next call: only small ones are kept.
     decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
-    small = decide({"type": "a"})
-    large = decide({"type": "blob", "data": "x" * 70_000})
+    small = _send(decide, {"type": "a"})
+    large = _send(decide, {"type": "blob", "data": "x" * 70_000})
     assert large.size > 65_536
     assert [kept is small for kept in _kept_sends(decide)] == [True]
     del small, large
