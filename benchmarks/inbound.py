@@ -15,7 +15,7 @@ import timeit
 import msgspec
 import orjson
 
-from _harness import compare, header, report
+from _harness import compare, header, report, self_check
 from ws_close_policy import InboundPolicy, Policy, decide_inbound
 
 
@@ -54,7 +54,8 @@ def main() -> int:
         print(f"# {label}: {len(text)} bytes")
     policies = {name: Policy(InboundPolicy(codec=name)) for name in ("json", "orjson", "msgspec")}
     bare = {"json": json.loads, "orjson": orjson.loads, "msgspec": msgspec.json.decode}
-    cases = []
+    small = messages["200 B"]
+    cases = [self_check("200 B orjson", lambda: orjson.loads(small))]
     for label, text in messages.items():
         for name, policy in policies.items():
             decode = bare[name]
@@ -73,7 +74,7 @@ def main() -> int:
                     lambda p=policies[name], t=text: decide_inbound(t, p),
                 )
             )
-    results = compare(cases, rounds=5 if quick else 15)
+    results = compare(cases, rounds=21 if quick else 101)
     targets = {"200 B json: decide_inbound / bare": 1.10}
     for label in messages:
         for name in ("orjson", "msgspec"):
