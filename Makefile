@@ -4,6 +4,7 @@
 #   make test                      lint, format check, mypy --strict, pytest with coverage
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
+#   make bench-instructions        instructions per call under callgrind (needs valgrind)
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
 #   make fuzz SECONDS=600          the atheris fuzzers (corpus kept in fuzz/corpus/)
 #   make load                      1,000 concurrent clients, half hostile, on both adapters
@@ -15,7 +16,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench bench-quick herd fuzz load lock clean docs
+.PHONY: help install test lint typecheck unit demo bench bench-instructions bench-quick herd fuzz load lock clean docs
 
 help:
 	@sed -n '1,10p' Makefile
@@ -58,6 +59,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
 	$(BIN)/python benchmarks/outbound.py
 	$(BIN)/python benchmarks/e2e.py
+
+# Instructions per call under callgrind (needs valgrind): repeatable whatever the machine does.
+bench-instructions: $(STAMP)
+	$(BIN)/python benchmarks/instructions.py
 
 # A short version of every benchmark (a minute or two), for a quick look.
 bench-quick: $(STAMP)
