@@ -666,7 +666,8 @@ make_outbound(PyObject *module, PyObject *args)
     self->encode_self = NULL;
     if (!chunks && PyCFunction_Check(encode)
         && (PyCFunction_GET_FLAGS(encode) & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS)) {
-        self->encode_fn = (_PyCFunctionFastWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(encode);
+        PyCFunction function = PyCFunction_GET_FUNCTION(encode);
+        self->encode_fn = (_PyCFunctionFastWithKeywords)(void (*)(void))function;
         self->encode_self = PyCFunction_GET_SELF(encode);
     }
     self->limit = limit;
