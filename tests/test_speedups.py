@@ -215,63 +215,115 @@ def test_outbound_paths_agree(codec: str, variant: str, message: Any) -> None:
     assert actual == expected
 
 
-# --- the outbound decider refills its last small Send only when nobody else holds it -----
+# --- a decider refills its last small action only when nobody else holds it --------------
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@given(batch=st.lists(st.tuples(outbound_messages, st.booleans()), max_size=12))
-def test_a_send_the_caller_holds_never_changes(codec: str, batch: list[tuple[Any, bool]]) -> None:
-    # Drop some results (their Send may be refilled) and keep others, then check that every
-    # kept one still says what the pure-Python decision says for its message.
-    slow, fast = _outbound_pair(codec, "default")
+@given(
+    batch=st.lists(
+        st.tuples(st.sampled_from(["inbound", "outbound"]), st.booleans(), st.data()),
+        max_size=12,
+    )
+)
+def test_an_action_the_caller_holds_never_changes(
+    codec: str, batch: list[tuple[str, bool, st.DataObject]]
+) -> None:
+    # Drop some results (their action may be refilled) and keep others, then check that
+    # every kept one still says what the pure-Python decision says for its input.
+    pairs = {
+        "inbound": _inbound_pair(codec, "default"),
+        "outbound": _outbound_pair(codec, "default"),
+    }
+    inputs = {"inbound": inbound_data, "outbound": outbound_messages}
     held = []
-    for message, keep in batch:
+    for direction, keep, data in batch:
+        value = data.draw(inputs[direction])
+        slow, fast = pairs[direction]
         if keep:
-            held.append((message, fast(message)))
+            held.append((slow, value, fast(value)))
         else:
-            fast(message)
-    for message, action in held:
-        assert _fields(action) == _fields(slow(message))
+            fast(value)
+    for slow, value, action in held:
+        assert _fields(action) == _fields(slow(value))
 
 
-def _send(decide: Decide, message: object) -> Send:
-    action = decide(message)
-    assert isinstance(action, Send), action
-    return action
+def _kept(decider: object) -> list[object]:
+    """The action a C decider keeps to refill, seen through the garbage collector."""
+    return [obj for obj in gc.get_referents(decider) if type(obj) in (Accept, Send)]
 
 
-def _kept_sends(decider: object) -> list[Send]:
-    """The Send a C outbound decider keeps to refill, seen through the garbage collector."""
-    return [obj for obj in gc.get_referents(decider) if type(obj) is Send]
+def _orjson_deciders(accelerate: bool = True) -> dict[str, Decide]:
+    return {
+        "inbound": inbound_decider(
+            InboundPolicy(codec="orjson"), Profile.SEED, accelerate=accelerate
+        ),
+        "outbound": outbound_decider(
+            OutboundPolicy(codec="orjson"), Profile.SEED, accelerate=accelerate
+        ),
+    }
+
+
+def _input(direction: str, kind: str, padding: int = 0) -> object:
+    message = {"type": kind, "pad": "x" * padding}
+    return json.dumps(message) if direction == "inbound" else message
 
 
 @needs_speedups
-def test_a_dropped_send_is_refilled_in_place() -> None:
-    decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
-    first = _send(decide, {"type": "a"})
-    second = _send(decide, {"type": "b"})  # `first` is held: a new Send
+@pytest.mark.parametrize("direction", ["inbound", "outbound"])
+def test_a_dropped_action_is_refilled_in_place(direction: str) -> None:
+    decide, python = _orjson_deciders()[direction], _orjson_deciders(False)[direction]
+    first = decide(_input(direction, "a"))
+    second = decide(_input(direction, "b"))  # `first` is held: a new action
     assert second is not first
-    assert first.data == b'{"type":"a"}'
-    assert second.data == b'{"type":"b"}'
-    (kept,) = _kept_sends(decide)
+    (kept,) = _kept(decide)
     assert kept is second
     kept_id = id(kept)
-    del first, second, kept  # now only the decider holds it
-    third = decide({"type": "c"})
+    del second, kept  # now only the decider holds it
+    third = decide(_input(direction, "c"))
     assert id(third) == kept_id  # the very object (still alive, so no other can have its id)
-    assert _fields(third) == ("send", b'{"type":"c"}', 12, True, False, False)
+    assert _fields(third) == _fields(python(_input(direction, "c")))
+    assert _fields(first) == _fields(python(_input(direction, "a")))
 
 
 @needs_speedups
-def test_a_large_send_is_never_kept() -> None:
-    # The kept Send holds its data until the next call: only small ones are kept.
-    decide = outbound_decider(OutboundPolicy(codec="orjson"), Profile.SEED)
-    small = _send(decide, {"type": "a"})
-    large = _send(decide, {"type": "blob", "data": "x" * 70_000})
-    assert large.size > 65_536
-    assert [kept is small for kept in _kept_sends(decide)] == [True]
+@pytest.mark.parametrize("direction", ["inbound", "outbound"])
+def test_a_large_action_is_never_kept(direction: str) -> None:
+    # The kept action holds its message until the next call: only small ones are kept.
+    decide = _orjson_deciders()[direction]
+    small = decide(_input(direction, "a"))
+    large = decide(_input(direction, "b", padding=70_000))
+    assert [kept is small for kept in _kept(decide)] == [True]
+    assert _fields(large)[0] in ("accept", "send")
     del small, large
-    assert all(kept.size <= 65_536 for kept in _kept_sends(decide))
+    assert all(len(str(_fields(kept))) < 65_536 for kept in _kept(decide))
+
+
+class CallsBackOnDelete:
+    """Put into an accepted message: when freed, it calls the decider that accepted it."""
+
+    def __init__(self, decide: Decide, results: list[object]) -> None:
+        self.decide, self.results = decide, results
+
+    def __del__(self) -> None:
+        self.results.append(self.decide('{"type":"from-del"}'))
+
+
+@needs_speedups
+def test_a_finalizer_that_calls_the_decider_gets_its_own_accept() -> None:
+    # The application may put anything into an accepted message. Freeing the kept Accept's
+    # old message runs its finalizers, which may call the same decider: whatever they get
+    # must stay theirs.
+    decide = _orjson_deciders()["inbound"]
+    from_del: list[object] = []
+    first = decide('{"type":"a"}')
+    assert isinstance(first, Accept)
+    first.message["callback"] = CallsBackOnDelete(decide, from_del)
+    del first  # only the decider holds it, and its message with the callback
+    outer = decide('{"type":"b"}')
+    (inner,) = from_del
+    assert inner is not outer
+    assert _fields(inner) == ("accept", {"type": "from-del"}, "from-del")
+    assert _fields(outer) == ("accept", {"type": "b"}, "b")
 
 
 # --- the dispatcher behaves as the function it stands for ---------------------------------
