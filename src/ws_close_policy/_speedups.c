@@ -47,17 +47,17 @@ slot_offset(PyObject *cls, const char *name)
     return member->offset;
 }
 
-/* Fill an empty slot of a new object with a new reference to `value`. */
-static inline void
-fill_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
-{
-    *(PyObject **)((char *)obj + offset) = Py_NewRef(value);
-}
-
 static inline PyObject **
 slot_at(PyObject *obj, Py_ssize_t offset)
 {
     return (PyObject **)((char *)obj + offset);
+}
+
+/* Fill an empty slot of a new object with a new reference to `value`. */
+static inline void
+fill_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    *slot_at(obj, offset) = Py_NewRef(value);
 }
 
 /* --- kept actions ---------------------------------------------------------------------
