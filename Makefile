@@ -4,7 +4,7 @@
 #   make test                      lint, format check, mypy --strict, pytest with coverage
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
-#   make bench-instructions        instructions per call under callgrind (needs valgrind)
+#   make dist                      the sdist and the wheel in dist/, checked by twine
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
 #   make fuzz SECONDS=600          the atheris fuzzers (corpus kept in fuzz/corpus/)
 #   make load                      1,000 concurrent clients, half hostile, on both adapters
@@ -16,18 +16,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench bench-instructions bench-quick herd fuzz load lock clean docs
+.PHONY: help install test lint typecheck unit demo bench bench-quick dist herd fuzz load lock clean docs
 
 help:
 	@sed -n '1,10p' Makefile
 
 install: $(STAMP)
 
-# The C accelerator must build here (WS_CLOSE_POLICY_BUILD_EXTENSION=yes): a compile error
-# fails the install instead of silently testing the pure-Python fallback only.
-$(STAMP): pyproject.toml setup.py constraints.txt src/ws_close_policy/_speedups.c
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	WS_CLOSE_POLICY_BUILD_EXTENSION=yes $(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -37,15 +35,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite runs with the C accelerator; the decision tests run once more in pure Python.
-PURE_PYTHON_TESTS := tests/test_inbound.py tests/test_outbound.py tests/test_session.py \
-	tests/test_lifecycle.py tests/test_speedups.py tests/test_fuzz_corpus.py
-
 unit: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=
-	@echo "the decision tests again, pure Python (WS_CLOSE_POLICY_NO_SPEEDUPS=1):"
-	WS_CLOSE_POLICY_NO_SPEEDUPS=1 $(BIN)/python -m pytest --cov --cov-append --cov-report=term \
-		$(PURE_PYTHON_TESTS)
+	$(BIN)/python -m pytest --cov --cov-report=term
 	@echo "core (sans-IO) coverage, at least 95%:"
 	$(BIN)/coverage report --format=total --fail-under=95 --omit='*/adapters/*,*/demo/*,*/cli.py,*/__main__.py'
 
@@ -60,15 +51,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/outbound.py
 	$(BIN)/python benchmarks/e2e.py
 
-# Instructions per call under callgrind (needs valgrind): repeatable whatever the machine does.
-bench-instructions: $(STAMP)
-	$(BIN)/python benchmarks/instructions.py
-
 # A short version of every benchmark (a minute or two), for a quick look.
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py --quick
 	$(BIN)/python benchmarks/outbound.py --quick
 	$(BIN)/python benchmarks/e2e.py --quick
+
+# The sdist and the pure-Python wheel in dist/, then twine's metadata check.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # The reconnect herd simulation, plotted to docs/herd.png (installs the `plot` extra).
 herd: $(STAMP)

@@ -11,15 +11,15 @@ from ws_close_policy import (
     Accept,
     Close,
     InboundPolicy,
-    InvalidClose,
     OutboundPolicy,
     Outcome,
     Policy,
     Send,
     Session,
     decide_inbound,
-    is_sendable,
 )
+from ws_close_policy.actions import InvalidClose
+from ws_close_policy.codes import is_sendable
 from ws_close_policy.profile import PRESETS
 
 PROFILES = list(PRESETS.values())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ws_close_policy import Outcome
-from ws_close_policy.adapters._connection import PolicyConnection
+from ws_close_policy.adapters.connection import PolicyConnection
 
 OUTBOUND_LIMIT = 10_000
 

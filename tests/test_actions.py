@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 from hypothesis import given
 
-from ws_close_policy import Accept, Close, CloseCode, InvalidClose, Reject, Send, Violation
+from ws_close_policy import Accept, Close, CloseCode, Reject, Send, Violation
+from ws_close_policy.actions import InvalidClose
 from ws_close_policy.testing import close_payloads, reasons, sendable_codes
 
 
@@ -78,7 +79,7 @@ def test_parse_private_code_with_reason() -> None:
 
 @pytest.mark.parametrize("code", [True, 1000.0, "1000", None])
 def test_close_rejects_non_int_codes(code: object) -> None:
-    with pytest.raises(ValueError, match="code"):
+    with pytest.raises(TypeError, match="code"):
         Close(code)  # type: ignore[arg-type]
 
 
@@ -88,7 +89,7 @@ def test_close_error_names_code_and_ranges() -> None:
 
 
 def test_close_rejects_non_str_reason() -> None:
-    with pytest.raises(ValueError, match="reason"):
+    with pytest.raises(TypeError, match="reason"):
         Close(1000, b"bytes")  # type: ignore[arg-type]
 
 
@@ -114,10 +115,40 @@ def test_actions_are_frozen_and_slotted() -> None:
 
 def test_send_validation() -> None:
     assert Send(b"\x00", 1, text=False).text is False
+    assert Send("é", 2).size == 2
+    assert Send("é".encode(), 2).text is True  # UTF-8 bytes in a text frame
     with pytest.raises(ValueError, match="size"):
         Send("x", -1)
-    with pytest.raises(ValueError, match="data"):
+    with pytest.raises(TypeError, match="data"):
         Send(123, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="size"):
+        Send("x", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="text"):
+        Send(b"x", 1, text=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("abc", 99), "size"),  # the size must be the data's
+        (("é", 1), "size"),  # UTF-8 bytes, not characters
+        ((b"abc", 2, False), "size"),
+        (("abc", 3, False), "text"),  # a str is always a text frame
+        ((b"\xff", 1, True), "UTF-8"),  # bytes in a text frame must be UTF-8
+        (("\ud800", 3), "UTF-8"),  # a lone surrogate cannot be sent
+    ],
+)
+def test_send_is_valid_by_construction(args: tuple[object, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Send(*args)  # type: ignore[arg-type]
+
+
+def test_accept_validation() -> None:
+    assert Accept(b"raw", None).type is None
+    with pytest.raises(TypeError, match="type"):
+        Accept({}, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="type"):
+        Accept({}, "")
 
 
 def test_reject_validation_and_headers() -> None:
@@ -126,10 +157,14 @@ def test_reject_validation_and_headers() -> None:
     assert reject.header("www-authenticate") == 'Bearer realm="jobs"'
     assert reject.header("missing") is None
     assert reject.body == b"Unauthorized"
-    for status in (200, 302, 499, 600, True):
+    for status in (200, 302, 499, 600):
         with pytest.raises(ValueError, match="status"):
             Reject(status)
+    with pytest.raises(TypeError, match="status"):
+        Reject(True)
     with pytest.raises(ValueError, match="headers"):
         Reject(400, (("X-Bad", "a\r\nInjected: yes"),))
-    with pytest.raises(ValueError, match="body"):
+    with pytest.raises(TypeError, match="headers"):
+        Reject(400, (("X-Bad", 3),))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="body"):
         Reject(400, (), "text")  # type: ignore[arg-type]

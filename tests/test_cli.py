@@ -16,7 +16,7 @@ from ws_close_policy.cli import main
 def test_codes_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["codes"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("profile: SEED")
+    assert out.startswith("profile: ACTIONABLE")
     line_1002 = next(line for line in out.splitlines() if line.startswith("1002"))
     assert "PROTOCOL_ERROR" in line_1002
     assert "invalid_json" in line_1002

@@ -6,8 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ws_close_policy import Close, CloseCode, describe, is_receivable, is_sendable
-from ws_close_policy.codes import CodeRange, code_info, code_range
+from ws_close_policy import Close, CloseCode
+from ws_close_policy.codes import (
+    CodeRange,
+    code_info,
+    code_range,
+    describe,
+    is_receivable,
+    is_sendable,
+)
 from ws_close_policy.testing import close_codes
 
 # RFC 6455 7.4.1 plus the IANA additions: the codes a close frame may carry.

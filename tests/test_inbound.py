@@ -14,13 +14,15 @@ from ws_close_policy import (
     Accept,
     Close,
     InboundPolicy,
+    OutboundPolicy,
     Policy,
     Profile,
     Violation,
     decide_inbound,
-    is_sendable,
 )
 from ws_close_policy.codecs import JsonCodec
+from ws_close_policy.codes import is_sendable
+from ws_close_policy.jsontext import has_lone_surrogate_escape, nests_deeper_than
 
 from .strategies import fuzz_text, messages
 
@@ -93,8 +95,53 @@ def test_accepts_valid_messages(codec: str) -> None:
     assert isinstance(result, Accept)
     assert result.message["e"] == "😀"
     assert result.message["n"] == 12345678901234567890
-    # Exactly max_depth (64) levels including the outer object.
-    assert isinstance(result, Accept)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("limit", [1, 2, 64, 256])
+def test_depth_limit_is_exact(codec: str, limit: int) -> None:
+    policy = Policy(InboundPolicy(codec=codec, max_depth=limit))
+
+    def nested(depth: int) -> str:  # `depth` levels, the outer object included
+        inner = depth - 1
+        return '{"type": "x", "d": ' + ("[" * inner + "]" * inner or "0") + "}"
+
+    assert isinstance(decide_inbound(nested(limit), policy), Accept)
+    refused = decide_inbound(nested(limit + 1), policy)
+    assert isinstance(refused, Close)
+    assert refused.violation is Violation.INVALID_JSON
+    assert refused.detail == f"nesting deeper than {limit}"
+
+
+HIDDEN_BY_A_REPEATED_KEY = {
+    "too deep": '{"type": "a", "x": ' + "[" * 64 + "]" * 64 + ', "x": 0}',
+    "not finite": '{"type": "a", "x": 1e400, "x": 0}',
+    "lone surrogate": '{"type": "a", "x": "\\ud800", "x": 0}',
+    "NaN": '{"type": "a", "x": NaN, "x": 0}',
+}
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("case", list(HIDDEN_BY_A_REPEATED_KEY))
+def test_a_repeated_key_hides_no_violation(codec: str, case: str) -> None:
+    result = decide_inbound(HIDDEN_BY_A_REPEATED_KEY[case], POLICIES[codec])
+    assert isinstance(result, Close), result
+    assert result.violation is Violation.INVALID_JSON
+
+
+class ShoutingJson(JsonCodec):
+    """A subclass of a built-in codec: its overrides must run."""
+
+    def decode(self, data: str | bytes) -> Any:
+        message = super().decode(data)
+        if isinstance(message, dict) and isinstance(message.get("type"), str):
+            message["type"] = message["type"].upper()
+        return message
+
+
+def test_codec_subclass_overrides_are_honoured() -> None:
+    result = decide_inbound('{"type": "ping"}', Policy(InboundPolicy(codec=ShoutingJson())))
+    assert result == Accept({"type": "PING"}, "PING")
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -271,37 +318,62 @@ def test_msgspec_typed_messages() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "name", "error"),
     [
-        ({"max_bytes": 0}, "max_bytes"),
-        ({"max_bytes": -1}, "max_bytes"),
-        ({"max_bytes": 1.5}, "max_bytes"),
-        ({"max_depth": 0}, "max_depth"),
-        ({"max_depth": 10_000}, "max_depth"),
-        ({"accept_binary": "yes"}, "accept_binary"),
-        ({"codec": "yaml"}, "codec"),
-        ({"codec": object()}, "codec"),
-        ({"type_field": ""}, "type_field"),
-        ({"allowed_types": "ping"}, "allowed_types"),
-        ({"allowed_types": {""}}, "allowed_types"),
-        ({"validators": {"ping": 3}}, "validators"),
-        ({"validators": [1]}, "validators"),
-        ({"reject_duplicate_keys": 1}, "reject_duplicate_keys"),
+        ({"max_bytes": 0}, "max_bytes", ValueError),
+        ({"max_bytes": -1}, "max_bytes", ValueError),
+        ({"max_bytes": 2**63}, "max_bytes", ValueError),  # beyond any object's size
+        ({"max_bytes": 1.5}, "max_bytes", TypeError),
+        ({"max_bytes": True}, "max_bytes", TypeError),
+        ({"max_depth": 0}, "max_depth", ValueError),
+        ({"max_depth": 10_000}, "max_depth", ValueError),
+        ({"max_depth": 2**100}, "max_depth", ValueError),
+        ({"accept_binary": "yes"}, "accept_binary", TypeError),
+        ({"codec": "yaml"}, "codec", ValueError),
+        ({"codec": object()}, "codec", TypeError),
+        ({"type_field": ""}, "type_field", ValueError),
+        ({"type_field": 3}, "type_field", TypeError),
+        ({"allowed_types": "ping"}, "allowed_types", TypeError),
+        ({"allowed_types": {""}}, "allowed_types", ValueError),
+        ({"allowed_types": {3}}, "allowed_types", TypeError),
+        ({"validators": {"ping": 3}}, "validators", TypeError),
+        ({"validators": [1]}, "validators", TypeError),
+        ({"reject_duplicate_keys": 1}, "reject_duplicate_keys", TypeError),
     ],
 )
-def test_inbound_policy_validation(kwargs: dict[str, Any], name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_inbound_policy_validation(
+    kwargs: dict[str, Any], name: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=name):
         InboundPolicy(**kwargs)
 
 
+def test_the_largest_limit_is_accepted_and_compared_as_an_int() -> None:
+    policy = Policy(InboundPolicy(max_bytes=2**63 - 1, codec="orjson"))
+    assert isinstance(decide_inbound('{"type": "ping"}', policy), Accept)
+
+
 def test_non_str_data_is_a_caller_error() -> None:
-    with pytest.raises(ValueError, match="data"):
+    with pytest.raises(TypeError, match="data"):
         decide_inbound(123)  # type: ignore[arg-type]
 
 
 def test_policy_validation() -> None:
-    with pytest.raises(ValueError, match="profile"):
+    with pytest.raises(TypeError, match="profile"):
         Policy(profile="SEED")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="inbound"):
+        Policy(inbound=OutboundPolicy())  # type: ignore[arg-type]
+
+
+def test_policy_is_hashable_and_compares_by_value() -> None:
+    def is_ping(message: Any) -> bool:
+        return True
+
+    a = Policy(InboundPolicy(allowed_types={"ping"}, validators={"ping": is_ping}))
+    b = Policy(InboundPolicy(allowed_types=["ping"], validators={"ping": is_ping}))
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b, Policy()}) == 2
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -374,9 +446,28 @@ nested = st.recursive(
 )
 
 
-@given(nested, st.integers(1, 8), st.booleans())
-def test_raw_depth_matches_the_decoded_depth(value: Any, limit: int, ascii_only: bool) -> None:
-    from ws_close_policy.inbound import _deeper_than
-
+@given(nested, st.integers(1, 8), st.booleans(), st.booleans())
+def test_text_depth_matches_the_decoded_depth(
+    value: Any, limit: int, ascii_only: bool, as_bytes: bool
+) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only)
-    assert _deeper_than(text, limit) == (_depth(value) > limit)
+    data = text.encode() if as_bytes else text
+    assert nests_deeper_than(data, limit) == (_depth(value) > limit)
+
+
+escapes = st.lists(
+    st.sampled_from(["\\ud83d", "\\ude00", "\\udbff", "\\udc00", "\\u0041", "\\\\", "a", "\\n"]),
+    max_size=6,
+).map(lambda parts: json.dumps({"type": "x"})[:-1] + ', "s": "' + "".join(parts) + '"}')
+
+
+@given(escapes)
+def test_lone_surrogate_escapes_found_on_the_text(text: str) -> None:
+    decoded = json.loads(text)["s"]
+    try:
+        decoded.encode("utf-8")
+        lone = False
+    except UnicodeEncodeError:
+        lone = True
+    assert has_lone_surrogate_escape(text) is lone
+    assert has_lone_surrogate_escape(text.encode()) is lone

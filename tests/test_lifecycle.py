@@ -38,10 +38,12 @@ def test_custom_reason_truncated_safely() -> None:
 
 
 def test_close_for_validates_arguments() -> None:
-    with pytest.raises(ValueError, match="outcome"):
+    with pytest.raises(TypeError, match="outcome"):
         close_for("completed")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="reason"):
+    with pytest.raises(TypeError, match="reason"):
         close_for(Outcome.COMPLETED, reason=b"x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="policy"):
+        close_for(Outcome.COMPLETED, Profile.ACTIONABLE)  # type: ignore[arg-type]
 
 
 def test_unauthorized() -> None:
@@ -51,6 +53,8 @@ def test_unauthorized() -> None:
     assert Reject.unauthorized().header("www-authenticate") == 'Bearer realm="websocket"'
     with pytest.raises(ValueError, match="realm"):
         Reject.unauthorized(realm='a"b')
+    with pytest.raises(TypeError, match="realm"):
+        Reject.unauthorized(realm=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="error"):
         Reject.unauthorized(error="x\r\ny")
 
@@ -68,6 +72,8 @@ def test_other_rejections() -> None:
     unavailable = Reject.unavailable(5)
     assert unavailable.status == 503
     assert unavailable.header("Retry-After") == "5"
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="retry_after"):
+    with pytest.raises(ValueError, match="retry_after"):
+        Reject.unavailable(-1)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match="retry_after"):
             Reject.unavailable(bad)  # type: ignore[arg-type]

@@ -17,8 +17,8 @@ from ws_close_policy import (
     Send,
     Violation,
     decide_outbound,
-    is_sendable,
 )
+from ws_close_policy.codes import is_sendable
 
 HARD = 33_554_432
 CODECS = ("json", "orjson", "msgspec")
@@ -176,19 +176,23 @@ def test_degrade_not_called_when_message_fits() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "name", "error"),
     [
-        ({"max_bytes": 0}, "max_bytes"),
-        ({"warn_bytes": -5}, "warn_bytes"),
-        ({"max_bytes": 10, "warn_bytes": 20}, "warn_bytes"),
-        ({"codec": "raw"}, "codec"),
-        ({"codec": "xml"}, "codec"),
-        ({"codec": 3}, "codec"),
-        ({"degrade": "summary"}, "degrade"),
+        ({"max_bytes": 0}, "max_bytes", ValueError),
+        ({"max_bytes": 2**63}, "max_bytes", ValueError),
+        ({"max_bytes": "1 MB"}, "max_bytes", TypeError),
+        ({"warn_bytes": -5}, "warn_bytes", ValueError),
+        ({"max_bytes": 10, "warn_bytes": 20}, "warn_bytes", ValueError),
+        ({"codec": "raw"}, "codec", ValueError),
+        ({"codec": "xml"}, "codec", ValueError),
+        ({"codec": 3}, "codec", TypeError),
+        ({"degrade": "summary"}, "degrade", TypeError),
     ],
 )
-def test_outbound_policy_validation(kwargs: dict[str, Any], name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_outbound_policy_validation(
+    kwargs: dict[str, Any], name: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=name):
         OutboundPolicy(**kwargs)
 
 

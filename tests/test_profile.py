@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ws_close_policy import Close, Outcome, Profile, ReconnectAction, Rule, Violation
-from ws_close_policy.profile import PRESETS, profile_named
+from ws_close_policy import Close, Outcome, Policy, Profile, ReconnectAction, Violation, close_for
+from ws_close_policy.profile import PRESETS, Rule, profile_named
 
 V = Violation
 O = Outcome  # noqa: E741
 
 # The table in DESIGN.md, column by column.
 EXPECTED_VIOLATIONS = {
-    "SEED": {
+    "ACTIONABLE": {
         V.TOO_BIG: 1009,
         V.BINARY_UNSUPPORTED: 1003,
         V.INVALID_UTF8: 1007,
@@ -53,7 +53,7 @@ EXPECTED_VIOLATIONS = {
     },
 }
 EXPECTED_OUTCOMES = {
-    "SEED": {O.COMPLETED: 1000, O.CANCELLED: 1001, O.FAILED: 1011, O.POLICY_VIOLATION: 1008},
+    "ACTIONABLE": {O.COMPLETED: 1000, O.CANCELLED: 1001, O.FAILED: 1011, O.POLICY_VIOLATION: 1008},
     "RFC_STRICT": {
         O.COMPLETED: 1000,
         O.CANCELLED: 1000,
@@ -82,24 +82,30 @@ def test_preset_violation_codes(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_outcome_codes(name: str) -> None:
-    profile = PRESETS[name]
+    policy = Policy(profile=PRESETS[name])
     for outcome, code in {**EXPECTED_OUTCOMES[name], **SHARED_OUTCOMES}.items():
-        close = profile.close_for_outcome(outcome)
+        close = close_for(outcome, policy)
         assert close.code == code, outcome
         assert close.outcome is outcome
 
 
-def test_seed_reasons_follow_the_review() -> None:
-    seed = Profile.SEED
-    assert seed.close_for_violation(V.INVALID_JSON).reason == "Invalid JSON"
-    assert seed.close_for_violation(V.MISSING_TYPE).reason == 'Missing required "type" field'
-    assert seed.close_for_violation(V.TOO_BIG).reason == "Message too large"
-    assert seed.close_for_outcome(O.FAILED).reason == "Internal error"
-    assert seed.close_for_outcome(O.POLICY_VIOLATION).reason == "Authentication required"
+def test_actionable_reasons() -> None:
+    profile = Profile.ACTIONABLE
+    assert profile.close_for_violation(V.INVALID_JSON).reason == "Invalid JSON"
+    assert profile.close_for_violation(V.MISSING_TYPE).reason == 'Missing required "type" field'
+    assert profile.close_for_violation(V.TOO_BIG).reason == "Message too large"
+    assert close_for(O.FAILED).reason == "Internal error"
+    assert close_for(O.POLICY_VIOLATION).reason == "Authentication required"
 
 
-def test_seed_client_actions() -> None:
-    action = Profile.SEED.client_action
+def test_seed_is_the_first_name_of_actionable() -> None:
+    assert Profile.SEED is Profile.ACTIONABLE
+    assert profile_named("seed") is Profile.ACTIONABLE
+    assert Policy().profile is Profile.ACTIONABLE
+
+
+def test_actionable_client_actions() -> None:
+    action = Profile.ACTIONABLE.client_action
     assert action(1000) is ReconnectAction.STOP
     assert action(1002) is ReconnectAction.STOP
     assert action(1008) is ReconnectAction.REFRESH_CREDENTIALS
@@ -109,14 +115,14 @@ def test_seed_client_actions() -> None:
 
 
 def test_detail_and_custom_reason() -> None:
-    close = Profile.SEED.close_for_violation(V.INVALID_JSON, detail="Expecting value")
+    close = Profile.ACTIONABLE.close_for_violation(V.INVALID_JSON, detail="Expecting value")
     assert close == Close(1002, "Invalid JSON")
     assert close.detail == "Expecting value"
-    custom = Profile.SEED.close_for_outcome(O.COMPLETED, reason="x" * 300)
+    custom = close_for(O.COMPLETED, reason="x" * 300)
     assert custom.code == 1000
     assert len(custom.reason) == 123
-    assert Profile.SEED.close_for_outcome(O.COMPLETED) is Profile.SEED.close_for_outcome(
-        O.COMPLETED
+    assert Profile.ACTIONABLE.close_for_violation(V.TOO_BIG) is (
+        Profile.ACTIONABLE.close_for_violation(V.TOO_BIG)
     )
 
 
@@ -129,7 +135,7 @@ def test_derive_overrides_some_entries() -> None:
     )
     assert custom.close_for_violation(V.INVALID_JSON) == Close(4400, "Invalid JSON")
     assert custom.close_for_violation(V.POLICY) == Close(4401, "Token expired")
-    assert custom.close_for_outcome(O.CANCELLED) == Close(4001, "Cancelled by user")
+    assert close_for(O.CANCELLED, Policy(profile=custom)) == Close(4001, "Cancelled by user")
     assert custom.client_action(4400) is ReconnectAction.STOP
     assert custom.client_action(1008) is ReconnectAction.REFRESH_CREDENTIALS
     # The original is untouched.
@@ -143,15 +149,21 @@ def test_derive_refuses_unsendable_codes(bad: int) -> None:
         Profile.SEED.derive("bad", violations={V.INVALID_JSON: bad})
 
 
-def test_rule_refuses_long_reason() -> None:
-    with pytest.raises(ValueError, match="123"):
-        Rule(1000, "x" * 124)
+def test_rule_cuts_a_long_reason_as_close_does() -> None:
+    long = "é" * 100  # 200 UTF-8 bytes
+    rule = Rule(4000, long)
+    assert rule.reason == Close(4000, long).reason
+    assert len(rule.reason.encode()) == 122  # the last whole character that fits
+    with pytest.raises(TypeError, match="reason"):
+        Rule(4000, b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="code"):
+        Rule("4000", "x")  # type: ignore[arg-type]
 
 
 def test_profile_must_cover_every_member() -> None:
     with pytest.raises(ValueError, match="violations: no rule for"):
         Profile("partial", {V.TOO_BIG: Rule(1009, "big")}, Profile.SEED.outcomes, {})
-    with pytest.raises(ValueError, match="must map to a Rule"):
+    with pytest.raises(TypeError, match="must map to a Rule"):
         Profile(
             "bad",
             {**Profile.SEED.violations, V.TOO_BIG: 1009},  # type: ignore[dict-item]

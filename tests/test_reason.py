@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from ws_close_policy import encode_reason
-from ws_close_policy.codes import truncate_reason
+from ws_close_policy.codes import encode_reason, truncate_reason
 from ws_close_policy.testing import reasons
 
 

@@ -134,36 +134,53 @@ def test_defined_for_every_code(
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "name", "error"),
     [
-        ({"base": 0}, "base"),
-        ({"base": float("inf")}, "base"),
-        ({"factor": 0.5}, "factor"),
-        ({"cap": -1}, "cap"),
-        ({"max_attempts": 0}, "max_attempts"),
-        ({"max_attempts": True}, "max_attempts"),
-        ({"restart_delay": (30, 5)}, "restart_delay"),
-        ({"restart_delay": (1,)}, "restart_delay"),
-        ({"jitter": "half"}, "jitter"),
-        ({"profile": "SEED"}, "profile"),
-        ({"private_bands": [(4000, 4099)]}, "private_bands"),
-        ({"private_default": "sometimes"}, "sometimes"),
+        ({"base": 0}, "base", ValueError),
+        ({"base": float("inf")}, "base", ValueError),
+        ({"base": 10**400}, "base", ValueError),  # beyond any float: never OverflowError
+        ({"base": "1"}, "base", TypeError),
+        ({"factor": 0.5}, "factor", ValueError),
+        ({"cap": -1}, "cap", ValueError),
+        ({"max_attempts": 0}, "max_attempts", ValueError),
+        ({"max_attempts": 2**64}, "max_attempts", ValueError),
+        ({"max_attempts": True}, "max_attempts", TypeError),
+        ({"restart_delay": (30, 5)}, "restart_delay", ValueError),
+        ({"restart_delay": (1,)}, "restart_delay", ValueError),
+        ({"restart_delay": [5, 30]}, "restart_delay", TypeError),
+        ({"jitter": "half"}, "jitter", ValueError),
+        ({"profile": "SEED"}, "profile", TypeError),
+        ({"private_bands": [(4000, 4099)]}, "private_bands", TypeError),
+        ({"private_default": "sometimes"}, "sometimes", ValueError),
     ],
 )
-def test_policy_validation(kwargs: dict[str, object], name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_policy_validation(kwargs: dict[str, object], name: str, error: type[Exception]) -> None:
+    with pytest.raises(error, match=name):
         ReconnectPolicy(**kwargs)  # type: ignore[arg-type]
 
 
 def test_argument_validation() -> None:
     with pytest.raises(ValueError, match="attempt"):
         advise_reconnect(1011, -1)
-    with pytest.raises(ValueError, match="code"):
+    with pytest.raises(TypeError, match="code"):
         advise_reconnect("1011", 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="random"):
+        advise_reconnect(1011, 0, random=0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="random"):
         advise_reconnect(1011, 0, random=lambda: 1.0)
     with pytest.raises(ValueError, match="band"):
         Band(2000, 4000, A.STOP)
+    assert advise_reconnect(2**70, 2**70).action is A.STOP  # huge ints: no OverflowError
+
+
+def test_no_random_means_no_jitter() -> None:
+    # The core reads no global random source: without `random` the delays are exact.
+    assert advise_reconnect(1011, 2).delay == 4.0
+    assert advise_reconnect(1012, 0).delay == 5.0
+    advice = advise_reconnect(1012, 0, random=lambda: 0.5)
+    assert advice.delay == 17.5
+    assert advice.window == (5.0, 30.0)
+    assert advise_reconnect(1011, 2, random=lambda: 0.25).window == (0.0, 4.0)
 
 
 class Clock:
@@ -241,9 +258,21 @@ def test_reconnector_handshake_failures() -> None:
 
 
 def test_reconnector_validation() -> None:
-    with pytest.raises(ValueError, match="policy"):
+    with pytest.raises(TypeError, match="policy"):
         Reconnector(policy=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stable_after"):
         Reconnector(stable_after=-1)
-    with pytest.raises(ValueError, match="stable_after"):
+    with pytest.raises(TypeError, match="stable_after"):
         Reconnector(stable_after="5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock"):
+        Reconnector(clock=5)  # type: ignore[arg-type]
+
+
+def test_reconnector_without_a_clock_never_resets() -> None:
+    client = Reconnector(ReconnectPolicy(jitter="none", max_attempts=2))
+    client.on_open()
+    assert client.on_close(1011).action is A.RETRY
+    client.on_open()
+    assert client.on_close(1011).action is A.RETRY
+    client.on_open()
+    assert client.on_close(1011).action is A.STOP

@@ -11,17 +11,18 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from ws_close_policy import (
     Accept,
     Close,
-    CloseCounter,
     CloseEvent,
     InboundPolicy,
+    OutboundPolicy,
     Outcome,
     Policy,
     Send,
     Session,
     Violation,
-    is_sendable,
 )
-from ws_close_policy.session import LABELS, State, close_label
+from ws_close_policy.codes import LABELS, close_label, is_sendable
+from ws_close_policy.metrics import CloseCounter
+from ws_close_policy.session import State
 
 
 class FakeClock:
@@ -123,8 +124,6 @@ def test_counts_bytes_each_way() -> None:
 
 
 def test_outbound_too_big_closes_via_session() -> None:
-    from ws_close_policy import OutboundPolicy
-
     session, _, _ = _session(policy=Policy(outbound=OutboundPolicy(max_bytes=10, warn_bytes=5)))
     close = session.send({"type": "much too long"})
     assert isinstance(close, Close)
@@ -143,14 +142,21 @@ def test_observer_error_is_kept_not_raised() -> None:
 
 
 def test_session_validates_arguments() -> None:
-    with pytest.raises(ValueError, match="policy"):
+    with pytest.raises(TypeError, match="policy"):
         Session(policy="x")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="clock"):
+    with pytest.raises(TypeError, match="clock"):
         Session(clock=3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="observer"):
+    with pytest.raises(TypeError, match="observer"):
         Session(observer=3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="outcome"):
+    with pytest.raises(TypeError, match="outcome"):
         Session().finish("done")  # type: ignore[arg-type]
+
+
+def test_session_reads_no_clock_of_its_own() -> None:
+    events: list[CloseEvent] = []
+    session = Session(observer=events.append)
+    session.transport_closed()
+    assert events[0].duration is None
 
 
 def test_close_counter() -> None:
@@ -189,7 +195,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         policy = Policy(
             InboundPolicy(max_bytes=64),
-            __import__("ws_close_policy").OutboundPolicy(max_bytes=200, warn_bytes=100),
+            OutboundPolicy(max_bytes=200, warn_bytes=100),
         )
         self.session = Session(policy, clock=self.clock, observer=self.events.append)
         self.closes: list[Close] = []
@@ -259,6 +265,7 @@ class SessionMachine(RuleBasedStateMachine):
         assert len(self.events) == (1 if self.ended else 0)
         for event in self.events:
             assert event.label in LABELS
+            assert event.duration is not None
             assert event.duration >= 0
             if self.closes and event.closed_by == "local":
                 assert event.code == self.closes[0].code

@@ -2,37 +2,29 @@
 
 The core is sans-IO: decisions are pure functions that take data and return an action
 (``Accept``, ``Send``, ``Close`` or ``Reject``). Adapters for ``websockets`` and Starlette
-live in :mod:`ws_close_policy.adapters` and are imported only when used.
+live in :mod:`ws_close_policy.adapters` and are imported only when used. ``docs/api.md``
+lists every public name, here and in the submodules.
 """
 
-from .actions import Accept, Close, InvalidClose, Reject, Send
-from .codecs import Codec
-from .codes import CloseCode, describe, encode_reason, is_receivable, is_sendable
-from .inbound import InboundPolicy
+from .actions import Accept, Close, Reject, Send
+from .codes import CloseCode
+from .enums import Outcome, ReconnectAction, Violation
+from .inbound import decide_inbound
 from .lifecycle import close_for
-from .outbound import OutboundPolicy
-from .policy import DEFAULT, Policy, decide_inbound, decide_outbound
-from .profile import Outcome, Profile, ReconnectAction, Rule, Violation
-from .reconnect import (
-    ReconnectAdvice,
-    Reconnector,
-    ReconnectPolicy,
-    advise_reconnect,
-)
-from .session import CloseCounter, CloseEvent, Session
+from .outbound import decide_outbound
+from .policy import InboundPolicy, OutboundPolicy, Policy
+from .profile import Profile
+from .reconnect import ReconnectAdvice, Reconnector, ReconnectPolicy, advise_reconnect
+from .session import CloseEvent, Session
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "DEFAULT",
     "Accept",
     "Close",
     "CloseCode",
-    "CloseCounter",
     "CloseEvent",
-    "Codec",
     "InboundPolicy",
-    "InvalidClose",
     "OutboundPolicy",
     "Outcome",
     "Policy",
@@ -42,7 +34,6 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnector",
     "Reject",
-    "Rule",
     "Send",
     "Session",
     "Violation",
@@ -51,8 +42,4 @@ __all__ = [
     "close_for",
     "decide_inbound",
     "decide_outbound",
-    "describe",
-    "encode_reason",
-    "is_receivable",
-    "is_sendable",
 ]

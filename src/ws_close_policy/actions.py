@@ -10,8 +10,9 @@ from __future__ import annotations
 import http
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from .arguments import boolean, integer, non_negative_int, text
 from .codes import (
     MAX_REASON_BYTES,
     CloseCode,
@@ -20,9 +21,7 @@ from .codes import (
     is_sendable,
     truncate_reason,
 )
-
-if TYPE_CHECKING:
-    from .profile import Outcome, Violation
+from .enums import Outcome, Violation
 
 __all__ = ["Accept", "Close", "InvalidClose", "Reject", "Send"]
 
@@ -32,23 +31,26 @@ MAX_CLOSE_PAYLOAD: Final = 2 + MAX_REASON_BYTES
 _SENDABLE_RANGES = "1000-1003, 1007-1014 or 3000-4999"
 
 
-def _as_code(code: object, *, name: str) -> int:
-    # bool is an int and 1000.0 == 1000: refuse both rather than send something surprising.
-    if not isinstance(code, int) or isinstance(code, bool):
-        raise ValueError(f"{name} must be an int, not {type(code).__name__}")
-    try:
-        return CloseCode(code)
-    except ValueError:
-        return int(code)
+def sendable_code(code: object, name: str = "code") -> int:
+    """``code`` as a ``CloseCode`` member (or a plain ``int`` for 3000-4999) if it may be
+    sent; ``TypeError`` for a non-int, ``ValueError`` naming the allowed ranges otherwise."""
+    number = integer(code, name)
+    if not is_sendable(number):
+        raise ValueError(
+            f"{name} {describe(number)} cannot be sent in a close frame; use {_SENDABLE_RANGES}"
+        )
+    return CloseCode(number) if number < 3000 else int(number)
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with ``code`` and ``reason``.
 
-    ``code`` must be sendable (1000-1003, 1007-1014, 3000-4999), else ``ValueError``.
-    ``reason`` is cut to at most 123 UTF-8 bytes on a character boundary and lone surrogates
-    are replaced, so ``len(close.reason.encode()) <= 123`` always holds.
+    ``code`` must be sendable (1000-1003, 1007-1014, 3000-4999): ``TypeError`` for a
+    non-int, ``ValueError`` for any other int. ``reason`` (a ``str``) is cut to at most 123
+    UTF-8 bytes on a character boundary and lone surrogates are replaced, so
+    ``len(close.reason.encode()) <= 123`` always holds. Every reason in the library is cut
+    this way, a profile's ``Rule`` included.
 
     ``violation``, ``outcome`` and ``detail`` say why, for logs and metrics; they are never
     sent and do not take part in equality.
@@ -61,15 +63,14 @@ class Close:
     detail: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        code = _as_code(self.code, name="code")
-        if not is_sendable(code):
-            raise ValueError(
-                f"code {describe(code)} cannot be sent in a close frame; use {_SENDABLE_RANGES}"
-            )
-        if not isinstance(self.reason, str):
-            raise ValueError(f"reason must be a str, not {type(self.reason).__name__}")
-        object.__setattr__(self, "code", code)
-        object.__setattr__(self, "reason", truncate_reason(self.reason))
+        object.__setattr__(self, "code", sendable_code(self.code))
+        object.__setattr__(self, "reason", truncate_reason(text(self.reason, "reason")))
+        if self.violation is not None and not isinstance(self.violation, Violation):
+            raise TypeError(f"violation must be a Violation or None, not {self.violation!r}")
+        if self.outcome is not None and not isinstance(self.outcome, Outcome):
+            raise TypeError(f"outcome must be an Outcome or None, not {self.outcome!r}")
+        if self.detail is not None:
+            text(self.detail, "detail")
 
     def payload(self) -> bytes:
         """The exact close-frame payload: the code as 2 bytes big-endian, then the reason."""
@@ -119,14 +120,30 @@ class InvalidClose:
         return Close(self.code, reason, detail=self.why)
 
 
-@dataclass(frozen=True, slots=True)
+def utf8_size(data: str | bytes) -> int:
+    """The length of ``data`` on the wire, in bytes: ``str`` is measured as UTF-8.
+
+    ASCII text (what the stdlib JSON encoder writes) is one byte a character, so measuring it
+    costs nothing; other text is encoded once. Lone surrogates raise ``UnicodeEncodeError``.
+    """
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Send:
     """Send ``data`` as one message.
 
-    ``data`` is exactly what goes on the wire, serialised once; ``size`` is its length in
-    UTF-8 bytes; ``text`` selects a text frame (else binary); ``large`` is true above the
-    outbound policy's soft limit; ``degraded`` is true when ``data`` is the summary form of
-    a message that was too large.
+    ``data`` is exactly what goes on the wire, serialised once: a ``str`` (always a text
+    frame) or ``bytes``. ``size`` is its length in bytes, UTF-8 for text, and must be exact.
+    ``text`` selects a text frame; ``bytes`` sent as text must be valid UTF-8 (orjson's and
+    msgspec's output is). ``large`` is true above the outbound policy's soft limit;
+    ``degraded`` is true when ``data`` is the summary form of a message that was too large.
+
+    Every field is checked (``TypeError`` for a wrong type, ``ValueError`` for a size that
+    does not match, a ``str`` in a binary frame, or bytes that are not UTF-8 in a text
+    frame), so an adapter can put any ``Send`` on the wire as it is.
     """
 
     data: str | bytes
@@ -135,24 +152,87 @@ class Send:
     large: bool = False
     degraded: bool = False
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.data, str | bytes):
-            raise ValueError(f"data must be str or bytes, not {type(self.data).__name__}")
-        if not isinstance(self.size, int) or self.size < 0:
-            raise ValueError(f"size must be a non-negative int, got {self.size!r}")
+    # Written by hand so that every check runs before a field is set; a frozen dataclass's
+    # own __init__ sets its fields with object.__setattr__ in the same way.
+    def __init__(
+        self,
+        data: str | bytes,
+        size: int,
+        text: bool = True,
+        large: bool = False,
+        degraded: bool = False,
+    ) -> None:
+        # Exact type tests first: this runs for every message sent.
+        if not (
+            type(size) is int
+            and type(text) is bool
+            and type(large) is bool
+            and type(degraded) is bool
+        ):
+            non_negative_int(size, "size")
+            boolean(text, "text")
+            boolean(large, "large")
+            boolean(degraded, "degraded")
+        if type(data) is str:
+            if not text:
+                raise ValueError("text must be True for str data: a str is a text frame")
+            actual = len(data) if data.isascii() else _text_size(data)
+        elif type(data) is bytes:
+            if text and not data.isascii():
+                _require_utf8(data)
+            actual = len(data)
+        else:
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        if size != actual:
+            raise ValueError(f"size must be the data's length in bytes ({actual}), got {size}")
+        _set_field(self, "data", data)
+        _set_field(self, "size", size)
+        _set_field(self, "text", text)
+        _set_field(self, "large", large)
+        _set_field(self, "degraded", degraded)
 
 
-@dataclass(frozen=True, slots=True)
+_set_field = object.__setattr__
+
+
+def _text_size(data: str) -> int:
+    try:
+        return len(data.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("data is not valid UTF-8 (it holds a lone surrogate)") from None
+
+
+def _require_utf8(data: bytes) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("data sent as text must be valid UTF-8") from None
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Accept:
-    """A validated inbound message and its type (``None`` when the codec is ``"raw"``)."""
+    """A validated inbound message and its type.
+
+    ``type`` is the message's non-empty type string, or ``None`` when the inbound codec is
+    ``"raw"`` (no decoding; ``message`` is then the received ``str`` or ``bytes``).
+    """
 
     message: Any
     type: str | None
 
+    # Written by hand, as Send's __init__ is: the check first, then the fields.
+    def __init__(self, message: Any, type: str | None) -> None:
+        if type is not None and (type.__class__ is not str or not type):
+            if not isinstance(type, str):
+                raise TypeError(f"type must be a str or None, not {type.__class__.__name__}")
+            if not type:
+                raise ValueError("type must not be empty")
+        _set_field(self, "message", message)
+        _set_field(self, "type", type)
+
 
 def _standard_error_status(status: object) -> http.HTTPStatus:
-    if not isinstance(status, int) or isinstance(status, bool):
-        raise ValueError(f"status must be an int, not {type(status).__name__}")
+    status = integer(status, "status")
     try:
         value = http.HTTPStatus(status)
     except ValueError:
@@ -166,7 +246,7 @@ def _header_pairs(
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
 ) -> tuple[tuple[str, str], ...]:
     items = headers.items() if isinstance(headers, Mapping) else headers
-    pairs = tuple((str(name), str(value)) for name, value in items)
+    pairs = tuple((text(name, "headers"), text(value, "headers")) for name, value in items)
     for name, value in pairs:
         if not name or any(c in name for c in ":\r\n\0 ") or any(c in value for c in "\r\n\0"):
             raise ValueError(f"headers: invalid header {name!r}: {value!r}")
@@ -189,7 +269,7 @@ class Reject:
         object.__setattr__(self, "status", _standard_error_status(self.status))
         object.__setattr__(self, "headers", _header_pairs(self.headers))
         if not isinstance(self.body, bytes):
-            raise ValueError(f"body must be bytes, not {type(self.body).__name__}")
+            raise TypeError(f"body must be bytes, not {type(self.body).__name__}")
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
@@ -233,7 +313,7 @@ _TEXT = (("Content-Type", "text/plain; charset=utf-8"),)
 
 
 def _quoted(value: str, name: str) -> str:
-    if not isinstance(value, str) or any(c in value for c in '"\\') or not value.isprintable():
+    if any(c in text(value, name) for c in '"\\') or not value.isprintable():
         raise ValueError(f"{name} must be printable text without quotes or backslashes")
     return value
 
@@ -241,6 +321,4 @@ def _quoted(value: str, name: str) -> str:
 def _retry_after(seconds: int | None) -> tuple[tuple[str, str], ...]:
     if seconds is None:
         return ()
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
-        raise ValueError(f"retry_after must be a non-negative int of seconds, got {seconds!r}")
-    return (("Retry-After", str(seconds)),)
+    return (("Retry-After", str(non_negative_int(seconds, "retry_after"))),)

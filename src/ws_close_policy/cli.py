@@ -51,8 +51,8 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         type=_profile_arg,
-        default=Profile.SEED,
-        help=f"one of {', '.join(PRESETS)} (default: SEED)",
+        default=Profile.ACTIONABLE,
+        help=f"one of {', '.join(PRESETS)} (default: ACTIONABLE; SEED is its first name)",
     )
 
 

@@ -1,25 +1,33 @@
 """JSON codecs: the stdlib (default), orjson and msgspec, and the ``Codec`` protocol.
 
-All three built-in codecs accept exactly the same inputs ("strict JSON"), so switching codec
-never changes a decision:
+A codec turns one message's text into a value (``decode``) and a value into text
+(``encode``). The three built-in codecs accept exactly the same JSON ("strict JSON"), so
+switching codec never changes a decision:
 
 * RFC 8259 JSON only: no ``NaN``/``Infinity``, no byte-order mark, no trailing data;
-* every number must be finite as an IEEE double (``1e400`` is refused); integers have at most
-  Python's ``int_max_str_digits`` digits (4300 by default). Integers beyond 64 bits decode
-  exactly with ``json`` and ``msgspec`` and as ``float`` with ``orjson``;
-* a ``\\uXXXX`` escape may not produce a lone surrogate;
-* nesting depth and duplicate keys are checked by :mod:`ws_close_policy.inbound`.
+* every number literal must be finite as an IEEE double (``1e400`` is refused), wherever it
+  appears, even under a key that a later duplicate overrides. orjson and msgspec refuse such
+  literals as they read them; the json codec does the same through ``parse_float``;
+* integers have at most Python's ``int_max_str_digits`` digits (4300 by default). Integers
+  beyond 64 bits decode exactly with ``json`` and ``msgspec``; orjson refuses them, so its
+  codec hands those few messages to the strict stdlib decoder.
 
-orjson and msgspec are imported only when their codec is chosen.
+The other strictness rules do not depend on the codec and are checked on the message's text
+by :mod:`ws_close_policy.inbound` (nesting depth, ``\\uD800``-style lone surrogate escapes,
+duplicate keys when refused): see :mod:`ws_close_policy.jsontext`.
+
+Subclass a built-in codec to change how it decodes or encodes: the decisions always call
+``decode`` and ``encode``. orjson and msgspec are imported only when their codec is chosen.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
+
+from .arguments import text
 
 __all__ = [
     "Codec",
@@ -33,17 +41,18 @@ __all__ = [
 
 
 class DecodeFailed(ValueError):
-    """Raised by a codec's ``decode`` for input that is not acceptable JSON."""
+    """Raised by a built-in codec's ``decode`` for input that is not strict JSON."""
 
 
 @runtime_checkable
 class Codec(Protocol):
     """What ``InboundPolicy(codec=...)`` and ``OutboundPolicy(codec=...)`` accept.
 
-    ``decode`` turns one message into a Python value and raises any exception (preferably
-    ``ValueError``) for input it refuses; the policy maps every exception to
-    ``Violation.INVALID_JSON``, never letting it escape. ``encode`` serialises one message
-    to ``str`` (sent as a text frame) or UTF-8 ``bytes``, raising for values it cannot encode.
+    ``decode`` turns one message (``str``, or UTF-8 ``bytes`` from a binary frame) into a
+    Python value and raises any exception (preferably ``ValueError``) for input it refuses;
+    the decision maps every exception to ``Violation.INVALID_JSON``, never letting it
+    escape. ``encode`` serialises one message to ``str`` or UTF-8 ``bytes`` (both sent as a
+    text frame), raising for values it cannot encode.
     """
 
     name: str
@@ -53,72 +62,32 @@ class Codec(Protocol):
     def encode(self, message: Any) -> str | bytes: ...
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
+def _finite_float(literal: str) -> float:
+    value = float(literal)
     if math.isinf(value):
-        raise DecodeFailed("number out of range")
+        raise DecodeFailed(f"number out of range: {literal[:40]}")
     return value
 
 
-def _no_constant(text: str) -> float:
-    raise DecodeFailed(f"{text} is not JSON")
+def _no_constant(literal: str) -> float:
+    raise DecodeFailed(f"{literal} is not JSON")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         raise DecodeFailed("duplicate key")
     return result
 
 
-# A \uD800-\uDFFF escape: only then can decoding produce a surrogate.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _has_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if not node.isascii() and _is_lone(node):
-                return True
-        elif isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
-
-
-def _is_lone(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _c_encoder() -> Callable[[Any, int], Any] | None:
-    """The C encoder ``json.dumps`` builds on every call, built once (``None`` without it).
-
-    Compact, ASCII, no NaN/Infinity, no circular-reference bookkeeping: a cycle ends in
-    ``RecursionError``, which the outbound decision turns into a 1011 close.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has _json
-        return None
-    encoder: Callable[[Any, int], Any] = make(
-        None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-    return encoder
-
-
-def _no_default(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
 class JsonCodec:
-    """The standard library's ``json``, made strict (the default codec)."""
+    """The standard library's ``json``, made strict (the default codec).
+
+    Encodes compactly (no spaces), as ASCII, refusing ``NaN`` and infinities; a reference
+    cycle ends in ``RecursionError``, which the outbound decision turns into a close.
+
+    :param reject_duplicate_keys: refuse an object with a repeated key (default False).
+    """
 
     name = "json"
 
@@ -126,43 +95,26 @@ class JsonCodec:
         self._decoder = json.JSONDecoder(
             parse_float=_finite_float,
             parse_constant=_no_constant,
-            object_pairs_hook=_reject_duplicates if reject_duplicate_keys else None,
+            object_pairs_hook=_refuse_duplicates if reject_duplicate_keys else None,
         )
-        self._decode_full: Callable[[str], Any] = self._decoder.decode
-        self._scan: Callable[[str, int], tuple[Any, int]] = self._decoder.scan_once  # type: ignore[attr-defined]
-        self._encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-        #: The C encoder (returns chunks of str to join), if there is one; the C accelerator
-        #: calls it directly too.
-        self.fast_encode_chunks = _c_encoder()
-        #: For the C accelerator: a scanner that reads floats in C (1e400 becomes inf, which
-        #: the accelerator checks for) and otherwise refuses what ``decode`` refuses or
-        #: leaves the verdict to it (lone surrogates, trailing data).
-        self.fast_scan: Callable[[str, int], tuple[Any, int]] | None = (
-            None
-            if reject_duplicate_keys
-            else json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+        self._encoder = json.JSONEncoder(
+            allow_nan=False, check_circular=False, separators=(",", ":")
         )
 
     def decode(self, data: str | bytes) -> Any:
-        text = data if isinstance(data, str) else data.decode("utf-8")
-        # Fast path: scan the value directly, skipping JSONDecoder.decode's two whitespace
-        # regex matches. Anything unusual (leading or trailing whitespace, trailing data, a
-        # bad first character) takes the full decoder, which accepts or explains it.
+        text_data = data if isinstance(data, str) else data.decode("utf-8")
+        # raw_decode reads one value from the start; JSONDecoder.decode would also match
+        # leading and trailing whitespace with two regular expressions first.
         try:
-            value, end = self._scan(text, 0)
-        except StopIteration:
-            value, end = self._decode_full(text), -1
-        if end != len(text) and end != -1:
-            value = self._decode_full(text)
-        # Surrogate escapes are rare: look closer only when the text has one.
-        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
-            raise DecodeFailed("lone surrogate escape")
+            value, end = self._decoder.raw_decode(text_data)
+        except json.JSONDecodeError:
+            return self._decoder.decode(text_data)  # leading whitespace: or it explains why
+        if end != len(text_data):
+            return self._decoder.decode(text_data)  # trailing whitespace, or trailing data
         return value
 
     def encode(self, message: Any) -> str:
-        if self.fast_encode_chunks is None or type(message) is str:
-            return self._encoder.encode(message)
-        return "".join(self.fast_encode_chunks(message, 0))
+        return self._encoder.encode(message)
 
 
 class OrjsonCodec:
@@ -174,22 +126,18 @@ class OrjsonCodec:
         import orjson
 
         self._loads: Callable[[str | bytes], Any] = orjson.loads
-        #: The bare decoder, for the hot path; on failure call ``decode`` for the verdict.
-        self.fast_decode = self._loads
         self._dumps: Callable[[Any], bytes] = orjson.dumps
-        #: The bare encoder, for the C accelerator (``encode`` adds nothing to it).
-        self.fast_encode = self._dumps
         self._error = orjson.JSONDecodeError
-        self._fallback = JsonCodec()
+        self._exact = JsonCodec()
 
     def decode(self, data: str | bytes) -> Any:
         try:
             return self._loads(data)
         except self._error as exc:
-            # orjson refuses integers beyond the double range that json and msgspec read
-            # exactly: let the strict stdlib codec decide those few cases.
+            # orjson reads every number as a double, refusing integers beyond that range
+            # which json and msgspec read exactly: let the strict stdlib codec decide those.
             if "infinity" in str(exc):
-                return self._fallback.decode(data)
+                return self._exact.decode(data)
             raise
 
     def encode(self, message: Any) -> bytes:
@@ -200,7 +148,9 @@ class MsgspecCodec:
     """msgspec (the ``fast`` extra), optionally decoding straight into a typed ``Struct``.
 
     With ``type=`` (for example a tagged union of ``msgspec.Struct`` types) decoding and
-    validation happen in one pass and ``Accept.message`` is the typed value.
+    validation happen in one pass and ``Accept.message`` is the typed value; a value that
+    does not fit the types closes with ``Violation.UNKNOWN_TYPE`` or
+    ``Violation.INVALID_MESSAGE``.
     """
 
     name = "msgspec"
@@ -209,23 +159,26 @@ class MsgspecCodec:
         import msgspec
 
         self.type = type
-        self._decode: Callable[[str | bytes], Any] = msgspec.json.Decoder(type).decode
-        #: The bare decoder, for the hot path (``decode`` adds nothing to it).
-        self.fast_decode = self._decode
-        self._encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
-        #: The bare encoder, for the C accelerator (``encode`` adds nothing to it).
-        self.fast_encode = self._encode
+        self._decoder = msgspec.json.Decoder(type)
+        self._encoder = msgspec.json.Encoder()
+        #: Raised by ``decode`` for valid JSON that does not fit ``type``.
         self.validation_error: type[Exception] = msgspec.ValidationError
 
+    @property
+    def typed(self) -> bool:
+        """Whether messages decode into ``type`` rather than plain JSON values."""
+        return self.type is not Any
+
     def decode(self, data: str | bytes) -> Any:
-        return self._decode(data)
+        return self._decoder.decode(data)
 
     def encode(self, message: Any) -> bytes:
-        return self._encode(message)
+        return self._encoder.encode(message)
 
 
 def resolve_codec(codec: str | Codec, *, reject_duplicate_keys: bool = False) -> Codec:
-    """A codec from a name or a ``Codec``; ``ValueError`` naming ``codec`` otherwise."""
+    """A codec from a name or a ``Codec``: ``ValueError`` for an unknown name or a missing
+    extra, ``TypeError`` for anything else."""
     if isinstance(codec, str):
         try:
             return codec_named(codec, reject_duplicate_keys=reject_duplicate_keys)
@@ -234,13 +187,13 @@ def resolve_codec(codec: str | Codec, *, reject_duplicate_keys: bool = False) ->
                 f"codec {codec!r} needs {exc.name}: pip install 'ws-close-policy[fast]'"
             ) from exc
     if not isinstance(codec, Codec):
-        raise ValueError(f"codec must be a name or implement Codec, got {codec!r}")
+        raise TypeError(f"codec must be a name or implement Codec, not {type(codec).__name__}")
     return codec
 
 
 def codec_named(name: str, *, reject_duplicate_keys: bool = False) -> Codec:
     """A built-in codec by name: ``"json"``, ``"orjson"`` or ``"msgspec"``."""
-    if name == "json":
+    if text(name, "codec") == "json":
         return JsonCodec(reject_duplicate_keys=reject_duplicate_keys)
     if name == "orjson":
         return OrjsonCodec()

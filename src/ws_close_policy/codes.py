@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = [
+    "LABELS",
     "MAX_REASON_BYTES",
     "CloseCode",
     "CodeInfo",
     "CodeRange",
+    "close_label",
     "code_info",
     "code_range",
     "describe",
@@ -301,3 +303,24 @@ def _replace_surrogates(text: str) -> str:
     # A surrogate pair that made it into a str is joined into its character; a lone
     # surrogate becomes U+FFFD. UTF-16 with surrogatepass is the one codec that does both.
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+#: Every label :func:`close_label` gives: one per named code, plus three ranges. A fixed
+#: set, so a peer cannot grow metric cardinality with made-up codes.
+LABELS: Final = frozenset(
+    {code.name.lower() for code in CloseCode} | {"registered", "private", "invalid"}
+)
+
+
+def close_label(code: int) -> str:
+    """A bounded label for any code, for logs and metrics: ``"policy_violation"`` for
+    1008, and ``"registered"`` (3000-3999), ``"private"`` (4000-4999) or ``"invalid"`` for
+    every code outside the registry."""
+    if code in _REGISTRY:
+        return _REGISTRY[code].code.name.lower()
+    kind = code_range(code)
+    if kind is CodeRange.REGISTERED:
+        return "registered"
+    if kind is CodeRange.PRIVATE:
+        return "private"
+    return "invalid"

@@ -5,8 +5,18 @@ A :class:`Profile` says which close code and short generic reason each :class:`V
 (completed, cancelled, restarting ...) gets, and what a client should do after receiving
 each code. Server and client share one profile, so they agree on the meaning of every code.
 
-Three presets ship: ``Profile.SEED`` (the default), ``Profile.RFC_STRICT`` and
-``Profile.GRAPHQL_WS``. Derive a custom one with :meth:`Profile.derive`.
+Three presets ship:
+
+* ``Profile.ACTIONABLE`` (the default; also known by its first name, ``Profile.SEED``):
+  every code the server sends tells the client one thing to do. Any invalid client message
+  is 1002 (a client bug: stop), an oversized result is 1009 (reconnect asking for a
+  summary), a user's cancellation is 1001, an auth failure after the upgrade is 1008
+  (refresh credentials);
+* ``Profile.RFC_STRICT``: the letter of RFC 6455 (1002 only for framing errors, 1009 only
+  for received messages): invalid client messages are 1008, an oversized result 1011;
+* ``Profile.GRAPHQL_WS``: the private codes of the ``graphql-transport-ws`` subprotocol.
+
+Derive your own with :meth:`Profile.derive`.
 """
 
 from __future__ import annotations
@@ -17,64 +27,28 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
-from .actions import Close
-from .codes import MAX_REASON_BYTES, CloseCode, is_sendable
+from .actions import Close, sendable_code
+from .arguments import instance, integer, mapping, text
+from .codes import CloseCode, truncate_reason
+from .enums import Outcome, ReconnectAction, Violation
 
-__all__ = ["Outcome", "Profile", "ReconnectAction", "Rule", "Violation"]
-
-
-class Violation(enum.StrEnum):
-    """Why a connection is closed because of what was sent or received.
-
-    The values are stable string ids, safe for logs and metric labels.
-    """
-
-    TOO_BIG = "too_big"
-    BINARY_UNSUPPORTED = "binary_unsupported"
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_TYPE = "missing_type"
-    UNKNOWN_TYPE = "unknown_type"
-    INVALID_MESSAGE = "invalid_message"
-    POLICY = "policy"
-    OUTBOUND_TOO_BIG = "outbound_too_big"
-    INTERNAL = "internal"
-
-
-class Outcome(enum.StrEnum):
-    """How a connection ends when nothing went wrong on the wire."""
-
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-    GOING_AWAY = "going_away"
-    RESTARTING = "restarting"
-    OVERLOADED = "overloaded"
-    POLICY_VIOLATION = "policy_violation"
-
-
-class ReconnectAction(enum.StrEnum):
-    """What a client should do after a close."""
-
-    STOP = "stop"
-    RETRY = "retry"
-    REFRESH_CREDENTIALS = "refresh_credentials"  # refresh, then reconnect
-    REDUCE_PAYLOAD = "reduce_payload"  # reconnect asking for summary-only payloads
+__all__ = ["PRESETS", "Profile", "Rule", "profile_named"]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A close code and the short generic reason sent with it."""
+    """A close code and the short generic reason sent with it.
+
+    ``code`` must be sendable (as for :class:`~ws_close_policy.Close`); ``reason`` is cut to
+    123 UTF-8 bytes on a character boundary, exactly as ``Close`` cuts it.
+    """
 
     code: int
     reason: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, int) or not is_sendable(self.code):
-            raise ValueError(f"code {self.code!r} is not sendable")
-        if not isinstance(self.reason, str) or len(self.reason.encode()) > MAX_REASON_BYTES:
-            raise ValueError(f"reason {self.reason!r} must be a str of at most 123 UTF-8 bytes")
+        object.__setattr__(self, "code", sendable_code(self.code))
+        object.__setattr__(self, "reason", truncate_reason(text(self.reason, "reason")))
 
 
 _RuleLike = Rule | tuple[int, str] | int
@@ -89,6 +63,7 @@ class Profile:
     ``violations`` and ``outcomes`` must cover every member of their enum. ``client_actions``
     maps received codes to a :class:`ReconnectAction`; codes it does not list are handled by
     the reconnect policy (invalid codes as an abnormal closure, private codes by band).
+    Profiles compare and hash by identity.
     """
 
     name: str
@@ -96,56 +71,38 @@ class Profile:
     outcomes: Mapping[Outcome, Rule]
     client_actions: Mapping[int, ReconnectAction]
     _violation_closes: Mapping[Violation, Close] = field(init=False, repr=False)
-    _outcome_closes: Mapping[Outcome, Close] = field(init=False, repr=False)
 
+    ACTIONABLE: ClassVar[Profile]
     SEED: ClassVar[Profile]
     RFC_STRICT: ClassVar[Profile]
     GRAPHQL_WS: ClassVar[Profile]
 
     def __post_init__(self) -> None:
+        text(self.name, "name")
         violations = _complete(Violation, self.violations, "violations")
         outcomes = _complete(Outcome, self.outcomes, "outcomes")
         actions = {}
-        for code, action in dict(self.client_actions).items():
-            if not isinstance(code, int) or not 0 <= code <= 65535:
+        for code, action in dict(mapping(self.client_actions, "client_actions")).items():
+            if not 0 <= integer(code, "client_actions") <= 65535:
                 raise ValueError(f"client_actions: code {code!r} is not in 0-65535")
-            actions[code] = ReconnectAction(action)
+            try:
+                actions[code] = ReconnectAction(action)
+            except ValueError:
+                raise ValueError(f"client_actions: {action!r} is not a ReconnectAction") from None
         object.__setattr__(self, "violations", MappingProxyType(violations))
         object.__setattr__(self, "outcomes", MappingProxyType(outcomes))
         object.__setattr__(self, "client_actions", MappingProxyType(actions))
         # Closes are immutable: build each once and hand out the same object every time.
-        object.__setattr__(
-            self,
-            "_violation_closes",
-            {v: Close(r.code, r.reason, violation=v) for v, r in violations.items()},
-        )
-        object.__setattr__(
-            self,
-            "_outcome_closes",
-            {o: Close(r.code, r.reason, outcome=o) for o, r in outcomes.items()},
-        )
+        closes = {v: Close(r.code, r.reason, violation=v) for v, r in violations.items()}
+        object.__setattr__(self, "_violation_closes", MappingProxyType(closes))
 
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
 
     def close_for_violation(self, violation: Violation, detail: str | None = None) -> Close:
         """The close for ``violation``; ``detail`` is kept for logs, never sent."""
-        close = self._violation_closes[violation]
+        close = self._violation_closes[instance(violation, Violation, "violation")]
         return close if detail is None else replace(close, detail=detail)
-
-    def close_for_outcome(
-        self, outcome: Outcome, reason: str | None = None, detail: str | None = None
-    ) -> Close:
-        """The close for ``outcome``, with the profile's reason unless ``reason`` is given."""
-        close = self._outcome_closes[outcome]
-        if reason is None and detail is None:
-            return close
-        return Close(
-            close.code,
-            close.reason if reason is None else reason,
-            outcome=outcome,
-            detail=detail,
-        )
 
     def client_action(self, code: int) -> ReconnectAction | None:
         """The action the profile names for ``code``, or ``None`` when it names none."""
@@ -164,7 +121,7 @@ class Profile:
         An override is a :class:`Rule`, a ``(code, reason)`` pair, or a bare code (which
         keeps this profile's reason)::
 
-            CUSTOM = Profile.SEED.derive(
+            CUSTOM = Profile.ACTIONABLE.derive(
                 "custom",
                 violations={Violation.INVALID_JSON: 4400},
                 client_actions={4400: ReconnectAction.STOP},
@@ -183,7 +140,7 @@ def _to_rule(value: _RuleLike, current: Rule) -> Rule:
         return value
     if isinstance(value, tuple):
         return Rule(*value)
-    return Rule(value, current.reason)
+    return Rule(integer(value, "code"), current.reason)
 
 
 def _override(base: Mapping[_K, Rule], changes: Mapping[_K, _RuleLike]) -> dict[_K, Rule]:
@@ -196,13 +153,13 @@ def _override(base: Mapping[_K, Rule], changes: Mapping[_K, _RuleLike]) -> dict[
 
 
 def _complete(kind: type[_E], rules: Mapping[_E, Rule], name: str) -> dict[_E, Rule]:
-    missing = [member.name for member in kind if member not in rules]
+    missing = [member.name for member in kind if member not in mapping(rules, name)]
     if missing:
         raise ValueError(f"{name}: no rule for {', '.join(missing)}")
     result: dict[_E, Rule] = {}
     for key, rule in rules.items():
         if not isinstance(rule, Rule):
-            raise ValueError(f"{name}: {key!r} must map to a Rule, not {rule!r}")
+            raise TypeError(f"{name}: {key!r} must map to a Rule, not {rule!r}")
         result[kind(key)] = rule
     return result
 
@@ -249,9 +206,9 @@ _BAD_MESSAGE = (
     Violation.INVALID_MESSAGE,
 )
 
-_SEED_CLIENT: dict[int, ReconnectAction] = {
+_ACTIONABLE_CLIENT: dict[int, ReconnectAction] = {
     _C.NORMAL_CLOSURE: _A.STOP,
-    _C.GOING_AWAY: _A.STOP,  # SEED uses 1001 for a user's cancellation
+    _C.GOING_AWAY: _A.STOP,  # ACTIONABLE uses 1001 for a user's cancellation
     _C.PROTOCOL_ERROR: _A.STOP,  # the client sent something wrong: a bug, not transient
     _C.UNSUPPORTED_DATA: _A.STOP,
     _C.NO_STATUS_RCVD: _A.RETRY,
@@ -267,8 +224,8 @@ _SEED_CLIENT: dict[int, ReconnectAction] = {
     _C.TLS_HANDSHAKE: _A.STOP,
 }
 
-Profile.SEED = Profile(
-    "SEED",
+Profile.ACTIONABLE = Profile(
+    "ACTIONABLE",
     _rules(
         {
             Violation.TOO_BIG: _C.MESSAGE_TOO_BIG,
@@ -291,10 +248,11 @@ Profile.SEED = Profile(
             Outcome.POLICY_VIOLATION: _C.POLICY_VIOLATION,
         }
     ),
-    _SEED_CLIENT,
+    _ACTIONABLE_CLIENT,
 )
+Profile.SEED = Profile.ACTIONABLE  # its first name, kept as an alias
 
-Profile.RFC_STRICT = Profile.SEED.derive(
+Profile.RFC_STRICT = Profile.ACTIONABLE.derive(
     "RFC_STRICT",
     # RFC 6455 keeps 1002 for framing errors and 1009 for *received* messages.
     violations={
@@ -309,7 +267,7 @@ Profile.RFC_STRICT = Profile.SEED.derive(
 # graphql-ws (the graphql-transport-ws subprotocol): 4400 bad request, 4401 unauthorised,
 # 4403 forbidden, 4406 bad subprotocol, 4408 init timeout, 4409 duplicate subscriber,
 # 4429 too many init requests, 4500 internal error.
-Profile.GRAPHQL_WS = Profile.SEED.derive(
+Profile.GRAPHQL_WS = Profile.ACTIONABLE.derive(
     "GRAPHQL_WS",
     violations={
         Violation.BINARY_UNSUPPORTED: 4400,
@@ -335,15 +293,19 @@ Profile.GRAPHQL_WS = Profile.SEED.derive(
     },
 )
 
-PRESETS: dict[str, Profile] = {
-    p.name: p for p in (Profile.SEED, Profile.RFC_STRICT, Profile.GRAPHQL_WS)
-}
+#: The presets by name.
+PRESETS: Mapping[str, Profile] = MappingProxyType(
+    {p.name: p for p in (Profile.ACTIONABLE, Profile.RFC_STRICT, Profile.GRAPHQL_WS)}
+)
+_ALIASES = {"SEED": Profile.ACTIONABLE}
 
 
 def profile_named(name: str) -> Profile:
-    """A preset by name, case-insensitive (``"seed"``, ``"rfc_strict"``, ``"graphql_ws"``)."""
+    """A preset by name, case-insensitive: ``"actionable"`` (alias ``"seed"``),
+    ``"rfc_strict"`` or ``"graphql_ws"``; ``-`` may stand for ``_``."""
+    key = text(name, "name").upper().replace("-", "_")
     try:
-        return PRESETS[name.upper().replace("-", "_")]
+        return PRESETS.get(key) or _ALIASES[key]
     except KeyError:
         raise ValueError(
             f"profile: unknown profile {name!r}; choose from {', '.join(PRESETS)}"

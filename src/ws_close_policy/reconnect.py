@@ -1,32 +1,36 @@
 """Client-side reconnect advice: what to do after each close code, with jitter on every retry.
 
-``advise_reconnect(code, attempt)`` is a pure function: the profile says what a code means
-for a client (stop, retry, refresh credentials, reduce the payload), the policy says how long
-to wait. Every delay is jittered ("full jitter": uniform in ``[0, min(cap, base * factor **
-attempt)]``), not only the first, so clients closed together do not come back together.
+``advise_reconnect(code, attempt, random=random.random)`` is a pure function: the profile
+says what a code means for a client (stop, retry, refresh credentials, reduce the payload),
+the policy says how long to wait. Every delay is drawn from a window ("full jitter": uniform
+in ``[0, min(cap, base * factor ** attempt)]``), not only the first, so clients closed
+together do not come back together.
+
+It reads no global random source: the caller passes ``random`` (a function returning a float
+in ``[0, 1)``, such as ``random.random``). Without one the advice is deterministic: the same
+delays as ``ReconnectPolicy(jitter="none")``, for tests. ``ReconnectAdvice.window`` always
+says where a jittered delay would fall.
 
 ``Reconnector`` keeps the little state a client needs across connections: the attempt
-counter (reset only once a connection has stayed up for a while), and whether the last close
-already led to a credentials refresh.
+counter (reset only once a connection has stayed up for a while, measured with the clock it
+is given), and whether the last close already led to a credentials refresh.
 """
 
 from __future__ import annotations
 
-import math
-import random as _random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .arguments import callable_or_none, instance, integer, non_negative_int, positive_number
 from .codes import CloseCode, describe
-from .profile import Profile, ReconnectAction
+from .enums import ReconnectAction
+from .profile import Profile
 
 __all__ = [
     "DEFAULT_RECONNECT",
     "PUSHER_BANDS",
     "Band",
-    "ReconnectAction",
     "ReconnectAdvice",
     "ReconnectPolicy",
     "Reconnector",
@@ -39,11 +43,16 @@ Jitter = Literal["full", "none"]
 
 @dataclass(frozen=True, slots=True)
 class ReconnectAdvice:
-    """What to do next: ``action``, after waiting ``delay`` seconds; ``why`` explains it."""
+    """What to do next: ``action``, after waiting ``delay`` seconds; ``why`` explains it.
+
+    ``window`` is the range ``(low, high)`` in seconds that a jittered ``delay`` is drawn
+    from (``(0.0, 0.0)`` for a stop).
+    """
 
     action: ReconnectAction
     delay: float
     why: str
+    window: tuple[float, float] = (0.0, 0.0)
 
     @property
     def should_reconnect(self) -> bool:
@@ -63,10 +72,9 @@ class Band:
     immediate: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.first, int) and isinstance(self.last, int)) or not (
-            3000 <= self.first <= self.last <= 4999
-        ):
-            raise ValueError(f"band {self.first}-{self.last} must lie within 3000-4999")
+        first, last = integer(self.first, "first"), integer(self.last, "last")
+        if not 3000 <= first <= last <= 4999:
+            raise ValueError(f"band {first}-{last} must lie within 3000-4999")
         object.__setattr__(self, "action", ReconnectAction(self.action))
 
 
@@ -76,14 +84,6 @@ PUSHER_BANDS: Final = (
     Band(4100, 4199, ReconnectAction.RETRY),
     Band(4200, 4299, ReconnectAction.RETRY, immediate=True),
 )
-
-
-def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +96,9 @@ class ReconnectPolicy:
     :param max_attempts: attempts before giving up (default 10); attempt numbers start at 0.
     :param restart_delay: after 1012 (service restart), a uniform delay in this window
         (default 5-30 s, the IANA registry's guidance).
-    :param jitter: ``"full"`` (default) or ``"none"`` (exact ceilings, for tests).
-    :param profile: the code -> action table (default ``Profile.SEED``).
+    :param jitter: ``"full"`` (default) or ``"none"`` (exact ceilings, for tests); with
+        ``"full"`` the delay is drawn with the ``random`` the caller passes.
+    :param profile: the code -> action table (default ``Profile.ACTIONABLE``).
     :param private_bands: actions for private codes the profile does not name.
     :param private_default: action for any other 3000-4999 code (default retry with backoff).
     """
@@ -108,37 +109,31 @@ class ReconnectPolicy:
     max_attempts: int = 10
     restart_delay: tuple[float, float] = (5.0, 30.0)
     jitter: Jitter = "full"
-    profile: Profile = Profile.SEED
+    profile: Profile = Profile.ACTIONABLE
     private_bands: tuple[Band, ...] = ()
     private_default: ReconnectAction = ReconnectAction.RETRY
 
     def __post_init__(self) -> None:
-        _positive(self.base, "base")
-        _positive(self.cap, "cap")
-        if _positive(self.factor, "factor") < 1:
+        positive_number(self.base, "base")
+        positive_number(self.cap, "cap")
+        if positive_number(self.factor, "factor") < 1:
             raise ValueError(f"factor must be at least 1, got {self.factor!r}")
-        if (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or not 1 <= self.max_attempts <= 10_000
-        ):
-            raise ValueError(f"max_attempts must be an int in 1-10000, got {self.max_attempts!r}")
-        window = tuple(self.restart_delay)
-        if len(window) != 2 or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in window
-        ):
+        if not 1 <= integer(self.max_attempts, "max_attempts") <= 10_000:
+            raise ValueError(f"max_attempts must be in 1-10000, got {self.max_attempts!r}")
+        window = tuple(instance(self.restart_delay, tuple, "restart_delay"))
+        if len(window) != 2:
             raise ValueError(f"restart_delay must be (low, high) seconds, got {window!r}")
-        if not 0 <= window[0] <= window[1]:
-            raise ValueError(f"restart_delay must satisfy 0 <= low <= high, got {window!r}")
-        object.__setattr__(self, "restart_delay", (float(window[0]), float(window[1])))
+        low = positive_number(window[0], "restart_delay", zero=True)
+        high = positive_number(window[1], "restart_delay", zero=True)
+        if low > high:
+            raise ValueError(f"restart_delay must satisfy low <= high, got {window!r}")
+        object.__setattr__(self, "restart_delay", (low, high))
         if self.jitter not in ("full", "none"):
             raise ValueError(f"jitter must be 'full' or 'none', got {self.jitter!r}")
-        if not isinstance(self.profile, Profile):
-            raise ValueError(f"profile must be a Profile, got {self.profile!r}")
+        instance(self.profile, Profile, "profile")
         bands = tuple(self.private_bands)
-        if not all(isinstance(b, Band) for b in bands):
-            raise ValueError("private_bands must hold Band values")
+        for band in bands:
+            instance(band, Band, "private_bands")
         object.__setattr__(self, "private_bands", bands)
         object.__setattr__(self, "private_default", ReconnectAction(self.private_default))
 
@@ -173,19 +168,21 @@ def advise_reconnect(
     attempt: int,
     policy: ReconnectPolicy = DEFAULT_RECONNECT,
     *,
-    random: Random = _random.random,
+    random: Random | None = None,
 ) -> ReconnectAdvice:
     """What a client should do after a close with ``code`` before attempt number ``attempt``.
 
     ``code=None`` means the connection dropped with no close frame (1006). Any int is
     accepted: codes outside 0-65535 or not valid on the wire are treated as 1006.
     ``attempt`` counts reconnect attempts already made since the last stable connection
-    (0 for the first). ``random`` returns a float in [0, 1) and drives every jitter.
+    (0 for the first). ``random`` returns a float in [0, 1) (pass ``random.random``) and
+    drives every jitter; without it the delay is the deterministic one of
+    ``jitter="none"``.
     """
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-        raise ValueError(f"attempt must be a non-negative int, got {attempt!r}")
-    if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
-        raise ValueError(f"code must be an int or None, got {code!r}")
+    non_negative_int(attempt, "attempt")
+    if code is not None:
+        integer(code, "code")
+    callable_or_none(random, "random")
     if code is None:
         code, seen = CloseCode.ABNORMAL_CLOSURE, "no close frame (1006)"
     else:
@@ -199,41 +196,42 @@ def advise_reconnect(
             0.0,
             f"{seen}: gave up after {policy.max_attempts} attempts",
         )
-    delay, how = _delay(code, attempt, action, immediate, policy, random)
-    return ReconnectAdvice(action, delay, f"{seen}: {reading}: {how}")
+    window, fixed, how = _window(code, attempt, action, immediate, policy)
+    delay = _draw(window, fixed, policy, random)
+    return ReconnectAdvice(action, delay, f"{seen}: {reading}: {how}", window)
 
 
-def _draw(random: Random) -> float:
-    value = random()
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"random must return a float in [0, 1), got {value!r}")
-    return value
-
-
-def _delay(
-    code: int,
-    attempt: int,
-    action: ReconnectAction,
-    immediate: bool,
-    policy: ReconnectPolicy,
-    random: Random,
-) -> tuple[float, str]:
-    full = policy.jitter == "full"
+def _window(
+    code: int, attempt: int, action: ReconnectAction, immediate: bool, policy: ReconnectPolicy
+) -> tuple[tuple[float, float], float, str]:
+    """The jitter window, the delay without jitter, and how it was chosen."""
     if code == CloseCode.SERVICE_RESTART and action is ReconnectAction.RETRY:
         low, high = policy.restart_delay
-        delay = low + (high - low) * _draw(random) if full else low
-        return delay, f"service restarting, wait {low:g}-{high:g} s"
+        return (low, high), low, f"service restarting, wait {low:g}-{high:g} s"
     if immediate or action is not ReconnectAction.RETRY:
         # Refresh credentials, reduce payload, or an immediate band: reconnect soon, but
         # spread over up to `base` seconds so a fleet does not return in the same instant.
-        return (policy.base * _draw(random) if full else 0.0), f"{action.value}, then reconnect"
+        return (0.0, policy.base), 0.0, f"{action.value}, then reconnect"
     ceiling = policy.ceiling(attempt)
-    delay = ceiling * _draw(random) if full else ceiling
-    return delay, f"retry {attempt + 1} of {policy.max_attempts}, backoff up to {ceiling:g} s"
+    how = f"retry {attempt + 1} of {policy.max_attempts}, backoff up to {ceiling:g} s"
+    return (0.0, ceiling), ceiling, how
+
+
+def _draw(
+    window: tuple[float, float], fixed: float, policy: ReconnectPolicy, random: Random | None
+) -> float:
+    """A delay uniform in ``window`` (full jitter), or ``fixed`` without jitter."""
+    if random is None or policy.jitter == "none":
+        return fixed
+    value = random()
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"random must return a float in [0, 1), got {value!r}")
+    low, high = window
+    return low + (high - low) * value
 
 
 class Reconnector:
-    """The state a client keeps across connections (sans-IO; clock and random injected).
+    """The state a client keeps across connections (sans-IO: clock and random given).
 
     Call ``on_open()`` when a connection is established and ``on_close(code)`` when it ends
     (``None`` when it dropped without a close frame); the latter returns the advice. A
@@ -242,6 +240,10 @@ class Reconnector:
     :param stable_after: seconds a connection must stay up before the attempt counter
         resets (default 10.0), so a server that accepts and closes at once does not get a
         tight reconnect loop.
+    :param clock: returns seconds (pass ``time.monotonic``). Without a clock no connection
+        counts as stable: the counter only grows, up to ``max_attempts``.
+    :param random: returns a float in [0, 1) (pass ``random.random``); without it the
+        delays are not jittered (see :func:`advise_reconnect`).
     """
 
     def __init__(
@@ -249,19 +251,13 @@ class Reconnector:
         policy: ReconnectPolicy = DEFAULT_RECONNECT,
         *,
         stable_after: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        random: Random = _random.random,
+        clock: Callable[[], float] | None = None,
+        random: Random | None = None,
     ) -> None:
-        if not isinstance(policy, ReconnectPolicy):
-            raise ValueError(f"policy must be a ReconnectPolicy, got {policy!r}")
-        if isinstance(stable_after, bool) or not isinstance(stable_after, int | float):
-            raise ValueError(f"stable_after must be a number of seconds, got {stable_after!r}")
-        if not 0 <= stable_after < math.inf:
-            raise ValueError(f"stable_after must be >= 0 and finite, got {stable_after!r}")
-        self.policy = policy
-        self.stable_after = float(stable_after)
-        self._clock = clock
-        self._random = random
+        self.policy = instance(policy, ReconnectPolicy, "policy")
+        self.stable_after = positive_number(stable_after, "stable_after", zero=True)
+        self._clock = callable_or_none(clock, "clock")
+        self._random = callable_or_none(random, "random")
         self.attempt = 0
         self.last_code: int | None = None
         self._opened_at: float | None = None
@@ -269,7 +265,7 @@ class Reconnector:
 
     def on_open(self) -> None:
         """A connection was established."""
-        self._opened_at = self._clock()
+        self._opened_at = self._clock() if self._clock is not None else None
 
     def on_close(self, code: int | None) -> ReconnectAdvice:
         """The connection ended with ``code``: what to do now."""
@@ -297,6 +293,9 @@ class Reconnector:
         401 and 403 stop (the credentials were refused before any WebSocket existed); 429 and
         503 retry after at least ``Retry-After``; other 5xx retry with backoff; other 4xx stop.
         """
+        integer(status, "status")
+        if retry_after is not None:
+            retry_after = positive_number(retry_after, "retry_after", zero=True)
         self._opened_at = None
         self.last_code = None
         if status in (401, 403) or (400 <= status < 500 and status != 429):
@@ -308,15 +307,18 @@ class Reconnector:
                 ReconnectAction.STOP, 0.0, f"HTTP {status}: gave up after {self.attempt} attempts"
             )
         ceiling = self.policy.ceiling(self.attempt)
-        backoff = ceiling * _draw(self._random) if self.policy.jitter == "full" else ceiling
-        delay = backoff if retry_after is None else max(float(retry_after), backoff)
+        window = (0.0, ceiling) if retry_after is None else (retry_after, max(retry_after, ceiling))
+        backoff = _draw((0.0, ceiling), ceiling, self.policy, self._random)
+        delay = backoff if retry_after is None else max(retry_after, backoff)
         why = f"handshake refused with HTTP {status}: retry"
         if retry_after is not None:
             why += f" after Retry-After {retry_after:g} s"
-        return self._count(ReconnectAdvice(ReconnectAction.RETRY, delay, why))
+        return self._count(ReconnectAdvice(ReconnectAction.RETRY, delay, why, window))
 
     def _was_stable(self) -> bool:
-        return self._opened_at is not None and self._clock() - self._opened_at >= self.stable_after
+        if self._clock is None or self._opened_at is None:
+            return False
+        return self._clock() - self._opened_at >= self.stable_after
 
     def _count(self, advice: ReconnectAdvice) -> ReconnectAdvice:
         if advice.action is not ReconnectAction.STOP:

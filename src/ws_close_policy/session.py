@@ -11,19 +11,20 @@ It is sans-IO: the adapter reads frames, asks the session, and does what it answ
 from __future__ import annotations
 
 import enum
-import time
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .actions import Accept, Close, Send
-from .codes import CloseCode, CodeRange, code_range
+from .arguments import callable_or_none, instance
+from .codes import CloseCode, close_label
+from .enums import Outcome, Violation
+from .inbound import decide_inbound
 from .lifecycle import close_for
+from .outbound import decide_outbound
 from .policy import DEFAULT, Policy
-from .profile import Outcome, Violation
 
-__all__ = ["LABELS", "CloseCounter", "CloseEvent", "Session", "State", "close_label"]
+__all__ = ["CloseEvent", "ClosedBy", "Observer", "Session", "State"]
 
 
 class State(enum.Enum):
@@ -34,25 +35,6 @@ class State(enum.Enum):
 
 ClosedBy = Literal["local", "peer", "transport"]
 
-#: Every label a CloseEvent can carry: one per named code, plus three ranges. A fixed set,
-#: so a peer cannot grow metric cardinality with made-up codes or reasons.
-LABELS: frozenset[str] = frozenset(
-    {code.name.lower() for code in CloseCode} | {"registered", "private", "invalid"}
-)
-
-
-def close_label(code: int) -> str:
-    """The bounded-cardinality metric label for any code."""
-    try:
-        return CloseCode(code).name.lower()
-    except ValueError:
-        kind = code_range(code)
-        if kind is CodeRange.REGISTERED:
-            return "registered"
-        if kind is CodeRange.PRIVATE:
-            return "private"
-        return "invalid"
-
 
 @dataclass(frozen=True, slots=True)
 class CloseEvent:
@@ -61,7 +43,8 @@ class CloseEvent:
     ``code`` is the code that ended it: ours when we closed first, the peer's when it did
     (1005 when its close frame had no code), 1006 when the transport dropped with no close.
     ``reason`` is what was on the wire; ``violation``/``outcome``/``detail`` say why when we
-    closed. ``closed_by`` says who closed first.
+    closed. ``closed_by`` says who closed first. ``duration`` is in seconds, from the
+    session's clock (``None`` when it was given none).
     """
 
     code: int
@@ -71,7 +54,7 @@ class CloseEvent:
     violation: Violation | None
     outcome: Outcome | None
     detail: str | None
-    duration: float
+    duration: float | None
     messages_in: int
     messages_out: int
     bytes_in: int
@@ -90,8 +73,10 @@ def _size(data: str | bytes) -> int:
 class Session:
     """One connection's policy state. Not thread-safe: one session per connection.
 
-    :param policy: the endpoint's :class:`~ws_close_policy.Policy` (default ``DEFAULT``).
-    :param clock: returns seconds, for the event's duration (default ``time.monotonic``).
+    :param policy: the endpoint's :class:`~ws_close_policy.Policy` (default ``Policy()``).
+    :param clock: returns seconds (e.g. ``time.monotonic``), for the event's duration; the
+        session reads no clock of its own, so without one ``CloseEvent.duration`` is ``None``.
+        The adapters pass ``time.monotonic``.
     :param observer: called once with the :class:`CloseEvent` when the connection is over.
         An exception it raises is kept in ``observer_error``, never propagated.
     """
@@ -100,21 +85,13 @@ class Session:
         self,
         policy: Policy = DEFAULT,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         observer: Observer | None = None,
     ) -> None:
-        if not isinstance(policy, Policy):
-            raise ValueError(f"policy must be a Policy, got {policy!r}")
-        if not callable(clock):
-            raise ValueError(f"clock must be callable, got {clock!r}")
-        if observer is not None and not callable(observer):
-            raise ValueError(f"observer must be callable or None, got {observer!r}")
-        self.policy = policy
-        self._decide_inbound = policy._decide_inbound
-        self._decide_outbound = policy._decide_outbound
-        self._clock = clock
-        self._observer = observer
-        self._started = clock()
+        self.policy = instance(policy, Policy, "policy")
+        self._clock = callable_or_none(clock, "clock")
+        self._observer = callable_or_none(observer, "observer")
+        self._started = clock() if clock is not None else None
         self.state = State.OPEN
         self.decided_close: Close | None = None  # the close we decided on, if we closed first
         self.event: CloseEvent | None = None
@@ -131,7 +108,7 @@ class Session:
             return None
         self.messages_in += 1
         self.bytes_in += _size(data)
-        result = self._decide_inbound(data)
+        result = decide_inbound(data, self.policy)
         if type(result) is Close:
             return self._close_first(result)
         return result
@@ -140,7 +117,7 @@ class Session:
         """Decide on an outgoing message; ``None`` once closing (nothing may be sent)."""
         if self.state is not State.OPEN:
             return None
-        result = self._decide_outbound(message)
+        result = decide_outbound(message, self.policy)
         if type(result) is Close:
             return self._close_first(result)
         assert isinstance(result, Send)
@@ -164,9 +141,7 @@ class Session:
         if self.state is not State.OPEN:
             return None
         detail = f"{type(exc).__name__}: {exc}"[:200]
-        return self._close_first(
-            self.policy.profile.close_for_outcome(Outcome.FAILED, detail=detail)
-        )
+        return self._close_first(close_for(Outcome.FAILED, self.policy, detail=detail))
 
     def peer_closed(self, code: int | None, reason: str = "") -> None:
         """The peer's close frame arrived (``code=None``: it carried no code, i.e. 1005)."""
@@ -205,6 +180,11 @@ class Session:
             except Exception as exc:  # a broken metrics hook must not break the connection
                 self.observer_error = exc
 
+    def _duration(self) -> float | None:
+        if self._clock is None or self._started is None:
+            return None
+        return max(0.0, self._clock() - self._started)
+
     def _make_event(self) -> CloseEvent:
         closed_by = self._closed_by or "transport"
         close = self.decided_close
@@ -222,38 +202,9 @@ class Session:
             violation=close.violation if close else None,
             outcome=close.outcome if close else None,
             detail=close.detail if close else None,
-            duration=max(0.0, self._clock() - self._started),
+            duration=self._duration(),
             messages_in=self.messages_in,
             messages_out=self.messages_out,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
         )
-
-
-class CloseCounter:
-    """An observer counting closes by label (and by who closed first).
-
-    Labels come from :data:`LABELS`, so the number of series stays bounded whatever codes
-    peers send::
-
-        counter = CloseCounter()
-        session = Session(policy, observer=counter)
-        ...
-        counter.counts["policy_violation"]
-    """
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.by_closer: Counter[tuple[str, ClosedBy]] = Counter()
-
-    def __call__(self, event: CloseEvent) -> None:
-        self.counts[event.label] += 1
-        self.by_closer[event.label, event.closed_by] += 1
-
-    @property
-    def total(self) -> int:
-        return self.counts.total()
-
-    def snapshot(self) -> Mapping[str, int]:
-        """A copy of the counts, every label present (zero when never seen)."""
-        return {label: self.counts.get(label, 0) for label in sorted(LABELS)}

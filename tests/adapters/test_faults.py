@@ -13,9 +13,10 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.wire import exchange, run
-from ws_close_policy import DEFAULT, CloseEvent, InboundPolicy, OutboundPolicy, Policy
+from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Policy
 from ws_close_policy.adapters import websockets as adapter
-from ws_close_policy.adapters._connection import PolicyConnection
+from ws_close_policy.adapters.connection import PolicyConnection
+from ws_close_policy.policy import DEFAULT
 
 Body = Callable[[PolicyConnection], Any]
 

@@ -20,7 +20,6 @@ from websockets.http11 import Request
 from tests import job_protocol
 from tests.wire import exchange, run
 from ws_close_policy import (
-    CloseCounter,
     CloseEvent,
     InboundPolicy,
     OutboundPolicy,
@@ -32,6 +31,7 @@ from ws_close_policy import (
     Reject,
 )
 from ws_close_policy.adapters import websockets as adapter
+from ws_close_policy.metrics import CloseCounter
 
 OUTBOUND_LIMIT = job_protocol.OUTBOUND_LIMIT
 JOB_TYPES = {"ping", "cancel", "complete", "crash", "big", "refresh_token"}

@@ -36,10 +36,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..actions import Reject
 from ..codes import CloseCode
+from ..enums import Outcome
+from ..lifecycle import close_for
 from ..policy import DEFAULT, Policy
-from ..profile import Outcome
 from ..session import Observer
-from ._connection import (
+from .connection import (
     PeerGone,
     PolicyConnection,
     Registry,
@@ -201,7 +202,7 @@ async def reject(
         await websocket.close(CloseCode.POLICY_VIOLATION)
         return
     outcome = _FALLBACK_OUTCOME.get(refusal.status, Outcome.OVERLOADED)
-    close = policy.profile.close_for_outcome(outcome)
+    close = close_for(outcome, policy)
     await websocket.accept()
     await websocket.close(close.code, close.reason)
 

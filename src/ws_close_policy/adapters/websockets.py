@@ -30,6 +30,7 @@ import asyncio
 import http
 import inspect
 import random as _random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -42,11 +43,11 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
 
 from ..actions import Close, Reject
+from ..enums import Outcome, ReconnectAction, Violation
 from ..policy import DEFAULT, Policy
-from ..profile import Outcome, ReconnectAction, Violation
 from ..reconnect import DEFAULT_RECONNECT, ReconnectAdvice, Reconnector, ReconnectPolicy
 from ..session import Observer
-from ._connection import (
+from .connection import (
     PeerGone,
     PolicyConnection,
     Registry,
@@ -276,7 +277,9 @@ class Reconnecting:
     ) -> None:
         self.uri = uri
         self.headers: dict[str, str] = dict(connect_kwargs.pop("additional_headers", None) or {})
-        self.reconnector = Reconnector(policy, random=random, stable_after=stable_after)
+        self.reconnector = Reconnector(
+            policy, random=random, clock=time.monotonic, stable_after=stable_after
+        )
         self._refresh = refresh
         self._reduce_payload = reduce_payload
         self._sleep = sleep

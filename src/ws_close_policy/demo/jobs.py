@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile
-from ..adapters._connection import PolicyConnection, logger
+from ..adapters.connection import PolicyConnection
+
+logger = logging.getLogger("ws_close_policy.demo")
 
 VERSION = "1.0.0"
 PIPELINE = "csv_import"
@@ -32,7 +35,7 @@ class DemoSettings:
     """How the reference server runs."""
 
     token: str = "demo-token"
-    profile: Profile = Profile.SEED
+    profile: Profile = Profile.ACTIONABLE
     max_connections: int | None = None
     step_seconds: float = STEP_SECONDS
 

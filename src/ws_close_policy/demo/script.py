@@ -11,7 +11,16 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .. import Outcome, Profile, ReconnectAction, ReconnectPolicy, Violation, advise_reconnect
+from .. import (
+    Outcome,
+    Policy,
+    Profile,
+    ReconnectAction,
+    ReconnectPolicy,
+    Violation,
+    advise_reconnect,
+    close_for,
+)
 from .client import Observation, observe
 from .jobs import DemoSettings
 from .probe import REVIEW_BAD_INPUTS
@@ -36,7 +45,7 @@ def _expected(profile: Profile, cause: Violation | Outcome | int) -> tuple[int |
     if isinstance(cause, Violation):
         close = profile.close_for_violation(cause)
     elif isinstance(cause, Outcome):
-        close = profile.close_for_outcome(cause)
+        close = close_for(cause, Policy(profile=profile))
     else:
         return None, f"HTTP {cause}"
     return int(close.code), close.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,12 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from ..adapters._connection import logger
 from .jobs import DemoSettings, handle
 
 Adapter = Literal["websockets", "starlette"]
 ADAPTERS: tuple[Adapter, ...] = ("websockets", "starlette")
 DRAIN_WINDOW = 1.0
+
+logger = logging.getLogger("ws_close_policy.demo")
 
 
 def _job_and_query(path: str) -> tuple[str | None, dict[str, str]]:

@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from ..actions import Accept, Close, Reject, Send
+from ..enums import Outcome
 from ..policy import DEFAULT, Policy
-from ..profile import Outcome
 from ..session import CloseEvent, Observer, Session, State
 
 __all__ = [
