@@ -1,23 +1,50 @@
 """Hypothesis strategies for testing code that uses ws-close-policy.
 
-Requires hypothesis (``pip install 'ws-close-policy[testing]'``)::
+Requires hypothesis (``pip install 'ws-close-policy[testing]'``). Property-test your own
+handler with the messages your policy accepts and refuses::
 
     from hypothesis import given
-    from ws_close_policy import Close
-    from ws_close_policy.testing import reasons, sendable_codes
+    from ws_close_policy import Accept, Close, InboundPolicy, Policy, decide_inbound
+    from ws_close_policy.testing import invalid_messages, valid_messages
 
-    @given(sendable_codes(), reasons())
-    def test_close_always_fits(code, reason):
-        assert len(Close(code, reason).payload()) <= 125
+    POLICY = Policy(InboundPolicy(allowed_types={"ping", "cancel"}, max_bytes=4096))
+
+    @given(valid_messages(POLICY))
+    def test_handler_answers_every_valid_message(text):
+        accepted = decide_inbound(text, POLICY)
+        assert isinstance(accepted, Accept)
+        assert my_handler(accepted.message) is not None
+
+    @given(invalid_messages(POLICY))
+    def test_every_bad_message_closes_with_the_profile_code(case):
+        data, violation = case
+        close = decide_inbound(data, POLICY)
+        assert isinstance(close, Close)
+        assert close == POLICY.profile.close_for_violation(violation)
+
+Strategies for codes, reasons and close payloads test the protocol edges.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from hypothesis import strategies as st
 
 from .codes import CloseCode, is_sendable
+from .enums import Violation
+from .policy import DEFAULT, Policy
 
-__all__ = ["close_codes", "close_payloads", "reasons", "sendable_codes"]
+__all__ = [
+    "close_codes",
+    "close_payloads",
+    "invalid_messages",
+    "outbound_messages",
+    "reasons",
+    "sendable_codes",
+    "valid_messages",
+]
 
 _NAMED_SENDABLE = sorted(int(code) for code in CloseCode if is_sendable(code))
 
@@ -69,3 +96,154 @@ def close_payloads() -> st.SearchStrategy[bytes]:
             st.text(max_size=60),
         ),
     )
+
+
+# --- messages ------------------------------------------------------------------------------
+
+# Text that is valid UTF-8 (no surrogates): what a peer can put in a JSON string.
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT
+)
+
+
+def _values(depth: int) -> st.SearchStrategy[Any]:
+    """JSON values nesting at most ``depth`` levels of arrays and objects."""
+    if depth <= 0:
+        return _SCALARS
+    children = _values(depth - 1)
+    return _SCALARS | st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3)
+
+
+def _size(data: str | bytes) -> int:
+    return len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+
+
+def _valid_for(policy: Policy, text: str) -> bool:
+    """Whether ``text`` fits the limits and passes its type's validator, if any."""
+    rules = policy.inbound
+    if _size(text) > rules.max_bytes:
+        return False
+    message = json.loads(text)
+    validator = rules.validators.get(message[rules.type_field])
+    if validator is None:
+        return True
+    try:
+        return bool(validator(message))
+    except Exception:
+        return False
+
+
+def valid_messages(policy: Policy = DEFAULT) -> st.SearchStrategy[str]:
+    """JSON text that ``decide_inbound(text, policy)`` accepts: an object whose type field
+    holds an allowed type, nesting within ``max_depth``, within ``max_bytes``, and passing
+    its type's validator (messages a validator refuses are filtered out, so a validator
+    that refuses nearly everything makes this strategy slow).
+
+    Meant for the JSON codecs (``json``, ``orjson``, ``msgspec`` without a ``type``).
+    """
+    rules = policy.inbound
+    types = (
+        st.sampled_from(sorted(rules.allowed_types))
+        if rules.allowed_types
+        else st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+    )
+    fields = st.dictionaries(_TEXT, _values(min(rules.max_depth - 1, 3)), max_size=4)
+    messages = st.builds(lambda extra, kind: {**extra, rules.type_field: kind}, fields, types)
+    texts = st.builds(json.dumps, messages, ensure_ascii=st.booleans())
+    return texts.filter(lambda text: _valid_for(policy, text))
+
+
+def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, Violation]]]:
+    rules = policy.inbound
+    field = json.dumps(rules.type_field)
+    kind = json.dumps(sorted(rules.allowed_types)[0]) if rules.allowed_types else '"ping"'
+    obj = "{" + field + ": " + kind + "}"  # a valid message, to break
+
+    def extended(extra: str) -> str:  # the valid message with one more field
+        return obj[:-1] + ", " + extra + "}"
+
+    examples: dict[Violation, list[str | bytes]] = {
+        Violation.INVALID_JSON: [
+            obj[:-1],  # unterminated
+            obj + ",",  # trailing data
+            "{" + field + ": }",
+            "",
+            "'a'",
+            "[1,]",
+            *(extended('"n": ' + number) for number in ("1e400", "-1e999", "NaN", "Infinity")),
+            *(extended('"s": "' + escape + '"') for escape in ("\\ud800", "\\udfff", "\\ud83dx")),
+            extended('"d": ' + "[" * rules.max_depth + "]" * rules.max_depth),  # one too deep
+        ],
+        Violation.MISSING_TYPE: [
+            "{" + field + ": " + value + "}" for value in ("{}", "null", "1", '""', "[]")
+        ],
+    }
+    if rules.accept_binary:
+        examples[Violation.INVALID_UTF8] = [b"{" + b"\xff" * 3 + b"}", obj.encode() + b"\xc3"]
+    else:
+        examples[Violation.BINARY_UNSUPPORTED] = [obj.encode()]
+    cases = [
+        st.sampled_from(fitting).map(lambda data, v=violation: (data, v))
+        for violation, candidates in examples.items()
+        if (fitting := [d for d in candidates if _size(d) <= rules.max_bytes])
+    ]
+    not_objects = st.builds(json.dumps, _SCALARS | st.lists(_SCALARS, max_size=3))
+    generated = [(not_objects, Violation.NOT_AN_OBJECT)]
+    if rules.allowed_types is not None:
+        unknown = _TEXT.filter(lambda t: bool(t) and t not in (rules.allowed_types or ()))
+        generated.append(
+            (
+                unknown.map(lambda t: "{" + field + ": " + json.dumps(t) + "}"),
+                Violation.UNKNOWN_TYPE,
+            )
+        )
+    for texts, violation in generated:
+        fits = texts.filter(lambda text: _size(text) <= rules.max_bytes)
+        cases.append(fits.map(lambda data, v=violation: (data, v)))
+    too_big = st.integers(1, 64).map(lambda n: ("x" * (rules.max_bytes + n), Violation.TOO_BIG))
+    return [*cases, too_big]
+
+
+def invalid_messages(
+    policy: Policy = DEFAULT,
+) -> st.SearchStrategy[tuple[str | bytes, Violation]]:
+    """Pairs ``(data, violation)``: a message ``decide_inbound(data, policy)`` refuses, and
+    the violation it breaks. The close to expect is
+    ``policy.profile.close_for_violation(violation)`` (its code depends on the profile).
+
+    Every rule is covered: too big, a binary frame on a text-only endpoint (or invalid UTF-8
+    when binary is accepted), malformed JSON, non-finite numbers, lone surrogate escapes,
+    nesting one level too deep, not an object, a missing type and, with ``allowed_types``,
+    an unknown type. Cases that cannot fit ``max_bytes`` (say, nesting deeper than a tiny
+    limit allows) are left out. Meant for the JSON codecs, as ``valid_messages``.
+    """
+    if policy.inbound.decoder is None:
+        raise ValueError("policy: the raw codec refuses nothing but size and frame type")
+    return st.one_of(_invalid_cases(policy))
+
+
+def outbound_messages(policy: Policy = DEFAULT) -> st.SearchStrategy[dict[str, Any]]:
+    """Messages whose serialised size is just under, at, or just over the outbound policy's
+    limits (``max_bytes`` and ``warn_bytes``), as the policy's codec writes them: a message
+    at the limit is sent, one byte over is degraded or closes.
+
+    Each is ``{"type": "test", "pad": "xxx..."}``; use a policy with small limits in tests,
+    since a default policy's messages weigh up to 32 MiB.
+    """
+    rules = policy.outbound
+    base = {"type": "test", "pad": ""}
+    overhead = len(rules.encoder.encode(base))
+    targets = sorted(
+        {
+            size
+            for limit in (rules.max_bytes, rules.warn_bytes)
+            for size in (limit - 1, limit, limit + 1)
+            if size >= overhead
+        }
+    )
+    return st.sampled_from(targets).map(lambda size: {**base, "pad": "x" * (size - overhead)})
