@@ -80,7 +80,7 @@ def test_no_import_cycles() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            cycle = path[path.index(module) :] + [module]
+            cycle = [*path[path.index(module) :], module]
             raise AssertionError(" -> ".join(cycle))
         if module in done:
             return

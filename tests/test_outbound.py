@@ -241,3 +241,28 @@ def test_oversized_message_is_serialised_once(degrade: Any) -> None:
     decide_outbound({"type": "big", "rows": "x" * 200}, policy)
     # One encode for the message, plus one for its summary when there is one.
     assert codec.calls == (1 if degrade is None else 2)
+
+
+class BrokenCodec:
+    """A custom codec whose output is not what the protocol promises."""
+
+    name = "broken"
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+
+    def decode(self, data: str | bytes) -> Any:
+        return json.loads(data)
+
+    def encode(self, message: Any) -> Any:
+        return self.output
+
+
+@pytest.mark.parametrize("output", [b"\xff\xfe", 42, None, "\ud800"])
+def test_a_broken_codec_closes_1011_never_raises(output: Any) -> None:
+    policy = Policy(outbound=OutboundPolicy(codec=BrokenCodec(output)))
+    result = decide_outbound({"type": "x"}, policy)
+    assert isinstance(result, Close)
+    assert result.code == 1011
+    assert result.violation is Violation.INTERNAL
+    assert result.detail

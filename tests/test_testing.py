@@ -67,9 +67,7 @@ def test_valid_messages_pass_validators() -> None:
 @pytest.mark.parametrize("policy", POLICIES, ids=repr)
 @settings(max_examples=25)
 @given(data=st.data())
-def test_invalid_messages_close_with_their_violation(
-    policy: Policy, data: st.DataObject
-) -> None:
+def test_invalid_messages_close_with_their_violation(policy: Policy, data: st.DataObject) -> None:
     message, violation = data.draw(invalid_messages(policy))
     result = decide_inbound(message, policy)
     assert isinstance(result, Close), (message, result)

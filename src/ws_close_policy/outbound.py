@@ -47,7 +47,7 @@ def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
         data, text = _serialised(message, rules)
         size = _measured(data)
         if size <= rules.max_bytes:
-            return Send(data, size, text, size > rules.warn_bytes)
+            return _send(data, size, text, size > rules.warn_bytes)
         return _degraded(message, size, rules)
     except _Refused as refused:
         return policy.profile.close_for_violation(refused.violation, refused.detail)
@@ -61,14 +61,24 @@ def _serialised(message: Any, rules: OutboundPolicy) -> tuple[str | bytes, bool]
     if isinstance(message, _BINARY):
         return bytes(message), False
     try:
-        return rules.encoder.encode(message), True
+        data = rules.encoder.encode(message)
     except Exception as exc:  # unknown types, NaN, cycles (RecursionError) ...
-        raise _Refused(
-            Violation.INTERNAL, f"cannot serialise: {type(exc).__name__}: {exc}"
-        ) from None
+        detail = f"cannot serialise: {type(exc).__name__}: {exc}"
+        raise _Refused(Violation.INTERNAL, detail) from None
+    if not isinstance(data, str | bytes):  # a custom codec's mistake
+        detail = f"codec {rules.encoder.name!r} returned {type(data).__name__}, not str or bytes"
+        raise _Refused(Violation.INTERNAL, detail)
+    return data, True
 
 
 _BINARY = (bytes, bytearray, memoryview)
+
+
+def _send(data: str | bytes, size: int, text: bool, large: bool, degraded: bool = False) -> Send:
+    try:
+        return Send(data, size, text, large, degraded)
+    except ValueError as exc:  # a custom codec wrote bytes that are not UTF-8 text
+        raise _Refused(Violation.INTERNAL, f"cannot send: {exc}") from None
 
 
 def _measured(data: str | bytes) -> int:
@@ -96,4 +106,4 @@ def _degraded(message: Any, size: int, rules: OutboundPolicy) -> Send:
     summary_size = _measured(data)
     if summary_size > limit:
         raise _Refused(Violation.OUTBOUND_TOO_BIG, f"{too_big}; summary still {summary_size} bytes")
-    return Send(data, summary_size, text, summary_size > rules.warn_bytes, degraded=True)
+    return _send(data, summary_size, text, summary_size > rules.warn_bytes, degraded=True)
