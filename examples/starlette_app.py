@@ -1,7 +1,6 @@
-"""A job endpoint on Starlette with the close policy (tested in tests/test_examples.py).
+"""A job endpoint on Starlette with the close policy: uvicorn examples.starlette_app:app"""
 
-Run: uvicorn examples.starlette_app:app --ws-max-size 1048576
-"""
+import hmac
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -10,10 +9,16 @@ from starlette.websockets import WebSocket
 from ws_close_policy import Outcome, Policy
 from ws_close_policy.adapters.starlette import authenticated, guard
 
+TOKEN = b"demo-token"
 policy = Policy()
 
 
-@authenticated(lambda ws: ws.query_params.get("token") == "demo-token")  # else HTTP 401
+def token_ok(websocket: WebSocket) -> bool:
+    token = websocket.query_params.get("token", "")
+    return hmac.compare_digest(token.encode(), TOKEN)  # exact, in constant time
+
+
+@authenticated(token_ok)  # a refused token: HTTP 401 before the upgrade
 async def jobs(websocket: WebSocket) -> None:
     async with guard(websocket, policy) as conn:  # accepts; 1000 when done, 1011 on error
         async for message in conn:  # only valid messages: bad ones close 1002

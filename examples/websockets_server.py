@@ -1,13 +1,22 @@
-"""A job server on `websockets` with the close policy (tested in tests/test_examples.py)."""
+"""A job server on `websockets` with the close policy: python examples/websockets_server.py"""
 
 import asyncio
+import hmac
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request
 
 from ws_close_policy import Outcome, Policy
 from ws_close_policy.adapters.websockets import authenticate, guard, serve_options
 
+TOKEN = b"demo-token"
 policy = Policy()
+
+
+def token_ok(request: Request) -> bool:
+    token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+    return hmac.compare_digest(token.encode(), TOKEN)  # exact, in constant time
 
 
 async def handler(ws: ServerConnection) -> None:
@@ -20,9 +29,9 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(port: int = 8765) -> None:
-    token_ok = authenticate(lambda request: "token=demo-token" in request.path)  # else 401
-    async with serve(handler, "127.0.0.1", port, process_request=token_ok, **serve_options(policy)):
-        await asyncio.get_running_loop().create_future()
+    auth = authenticate(token_ok)  # a refused token: HTTP 401 before the upgrade
+    async with serve(handler, "127.0.0.1", port, process_request=auth, **serve_options(policy)):
+        await asyncio.get_running_loop().create_future()  # serve until interrupted
 
 
 if __name__ == "__main__":

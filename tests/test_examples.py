@@ -1,15 +1,19 @@
-"""The README's examples run and behave as their comments say."""
+"""The README's examples run and behave as their comments say, and the README shows them
+exactly as they are in examples/."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
 from tests.asgi_servers import asgi_server
 from tests.wire import Seen, exchange, run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -23,15 +27,23 @@ async def _scenarios(uri: str) -> list[Seen]:
         await exchange(uri + "?token=demo-token", '{"type": "ping"}', '{"type": "cancel"}'),
         await exchange(uri + "?token=demo-token", "{not json"),
         await exchange(uri + "?token=wrong"),
+        await exchange(uri + "?token=demo-token-and-more"),  # no substring match
+        await exchange(uri + "?x=token=demo-token"),
     ]
 
 
 def _check(seen: list[Seen]) -> None:
-    ping, bad, refused = seen
+    ping, bad, *refused = seen
     assert json.loads(ping.received[0]) == {"type": "pong"}
     assert (ping.code, ping.reason) == (1001, "Cancelled")
     assert (bad.code, bad.reason) == (1002, "Invalid JSON")
-    assert refused.status == 401
+    assert [seen.status for seen in refused] == [401, 401, 401]
+
+
+@pytest.mark.parametrize("name", ["websockets_server.py", "starlette_app.py"])
+def test_readme_shows_the_examples_as_they_are(name: str) -> None:
+    source = (ROOT / "examples" / name).read_text()
+    assert f"```python\n{source}```" in (ROOT / "README.md").read_text()
 
 
 def test_websockets_example() -> None:

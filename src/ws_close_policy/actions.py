@@ -23,7 +23,16 @@ from .codes import (
 )
 from .enums import Outcome, Violation
 
-__all__ = ["Accept", "Close", "InvalidClose", "Reject", "Send"]
+__all__ = [
+    "MAX_CLOSE_PAYLOAD",
+    "Accept",
+    "Close",
+    "InvalidClose",
+    "Reject",
+    "Send",
+    "sendable_code",
+    "utf8_size",
+]
 
 #: A close frame's payload is at most 125 bytes: it is a control frame.
 MAX_CLOSE_PAYLOAD: Final = 2 + MAX_REASON_BYTES

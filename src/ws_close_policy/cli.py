@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_profile(serve)
 
-    probe = commands.add_parser("probe", help="send the review's bad inputs to any server")
+    probe = commands.add_parser("probe", help="send common bad inputs to any server")
     probe.add_argument("url", help="ws:// or wss:// URL")
     _add_profile(probe)
     probe.add_argument("--token", help="appended to the URL as ?token=...")

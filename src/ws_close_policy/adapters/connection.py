@@ -223,8 +223,8 @@ class PolicyConnection:
         """Send ``message`` through the policy; ``False`` if it was not sent.
 
         A message over the outbound limit is degraded or closes the connection (1009 under
-        SEED); an unserialisable one closes it (1011). A send after the peer left returns
-        ``False`` rather than raising.
+        the default profile); an unserialisable one closes it (1011). A send after the peer
+        left returns ``False`` rather than raising.
         """
         result = self.session.send(message)
         if type(result) is not Send:

@@ -282,6 +282,6 @@ def server_max_size(policy: Policy = DEFAULT) -> int:
     Pass it as uvicorn's ``ws_max_size`` (``--ws-max-size``) or hypercorn's
     ``websocket_max_message_size`` so the server refuses oversized messages before
     buffering them. Where the server allows more, the policy's own check still closes
-    with the profile's code (1009 "Message too large" under SEED).
+    with the profile's code (1009 "Message too large" under the default profile).
     """
     return policy.inbound.max_bytes

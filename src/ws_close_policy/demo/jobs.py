@@ -1,12 +1,12 @@
-"""The reference job: the review's job-progress contract, on any adapter's PolicyConnection.
+"""The reference job: the job-progress contract, on any adapter's PolicyConnection.
 
 Wire contract (``docs/demo.md``): ``ws://HOST:PORT/jobs/{job_id}?token=TOKEN[&summary=1]``.
 Server messages use the envelope ``{"type", "jobId", "pipeline", "timestamp", "version",
 "payload"}``. Jobs by id prefix: ``ok-`` about a second of progress then ``job_complete``
 and 1000; ``fail-`` an ``error`` then 1011; ``big-`` a result over the outbound hard limit
 (1009, or with ``summary=1`` a summary-only ``job_complete`` and 1000); ``slow-`` runs until
-cancelled or drained. Client messages: ``ping`` -> ``pong``; ``cancel`` -> 1001 (SEED);
-``refresh_token`` with a valid token continues, else 1008.
+cancelled or drained. Client messages: ``ping`` -> ``pong``; ``cancel`` -> 1001 (the
+default profile); ``refresh_token`` with a valid token continues, else 1008.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def envelope(kind: str, job_id: str, payload: dict[str, Any] | None = None) -> d
 
 
 def summarise(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary-only form of a result (the review's Issue #116 mode)."""
+    """The summary-only form of a result, for clients that asked for ``summary=1``."""
     if message.get("type") != "job_complete":
         return None
     rows = message.get("payload", {}).get("rows", [])

@@ -1,4 +1,4 @@
-"""``ws-close-policy probe URL``: send the review's bad inputs to any server, one connection
+"""``ws-close-policy probe URL``: send common bad inputs to any server, one connection
 each, and compare the close it answers with to what the profile expects."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ class ProbeResult:
     ok: bool
 
 
-#: The review's bad inputs (and a binary frame), with the violation each one is.
-REVIEW_BAD_INPUTS: list[tuple[str, str | bytes, Violation]] = [
+#: Bad inputs servers commonly ignore (and a binary frame), with the violation each one is.
+BAD_INPUTS: list[tuple[str, str | bytes, Violation]] = [
     ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON),
     ("null", "null", Violation.NOT_AN_OBJECT),
     ("empty object", "{}", Violation.MISSING_TYPE),
@@ -29,9 +29,9 @@ REVIEW_BAD_INPUTS: list[tuple[str, str | bytes, Violation]] = [
 
 
 def probe_inputs(max_bytes: int) -> list[tuple[str, str | bytes, Violation]]:
-    """The review's bad inputs, then a message one byte over ``max_bytes``."""
+    """The bad inputs, then a message one byte over ``max_bytes``."""
     oversized = '{"type":"ping","pad":"' + "x" * max_bytes + '"}'
-    return [*REVIEW_BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG)]
+    return [*BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG)]
 
 
 async def run_probe(

@@ -23,7 +23,7 @@ from .. import (
 )
 from .client import Observation, observe
 from .jobs import DemoSettings
-from .probe import REVIEW_BAD_INPUTS
+from .probe import BAD_INPUTS
 from .servers import Adapter, drain, running
 
 MAX_CONNECTIONS = 3
@@ -103,7 +103,7 @@ class Demo:
         await self.big_then_summary()
         await self.refresh_then_continue()
         unknown = ("unknown type", '{"type": "launch"}', Violation.UNKNOWN_TYPE)
-        for name, data, violation in [*REVIEW_BAD_INPUTS, unknown]:
+        for name, data, violation in [*BAD_INPUTS, unknown]:
             shown = data if isinstance(data, str) else "<binary>"
             slug = "-".join(name.split())
             await self.simple(name, shown, f"slow-{slug}", [data], violation)
