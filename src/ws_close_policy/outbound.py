@@ -61,7 +61,7 @@ def _serialised(message: Any, rules: OutboundPolicy) -> tuple[str | bytes, bool]
     if isinstance(message, _BINARY):
         return bytes(message), False
     try:
-        data = rules.encoder.encode(message)
+        data: object = rules.encoder.encode(message)
     except Exception as exc:  # unknown types, NaN, cycles (RecursionError) ...
         detail = f"cannot serialise: {type(exc).__name__}: {exc}"
         raise _Refused(Violation.INTERNAL, detail) from None

@@ -188,7 +188,7 @@ def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, 
     else:
         examples[Violation.BINARY_UNSUPPORTED] = [obj.encode()]
     cases = [
-        st.sampled_from(fitting).map(lambda data, v=violation: (data, v))
+        _paired(st.sampled_from(fitting), violation)
         for violation, candidates in examples.items()
         if (fitting := [d for d in candidates if _size(d) <= rules.max_bytes])
     ]
@@ -204,9 +204,15 @@ def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, 
         )
     for texts, violation in generated:
         fits = texts.filter(lambda text: _size(text) <= rules.max_bytes)
-        cases.append(fits.map(lambda data, v=violation: (data, v)))
+        cases.append(_paired(fits, violation))
     too_big = st.integers(1, 64).map(lambda n: ("x" * (rules.max_bytes + n), Violation.TOO_BIG))
     return [*cases, too_big]
+
+
+def _paired(
+    data: st.SearchStrategy[str] | st.SearchStrategy[str | bytes], violation: Violation
+) -> st.SearchStrategy[tuple[str | bytes, Violation]]:
+    return st.tuples(data, st.just(violation))
 
 
 def invalid_messages(
