@@ -17,6 +17,7 @@ import timeit
 from _harness import compare, header, report, self_check
 from baselines import hand_inbound
 from ws_close_policy import InboundPolicy, Policy, decide_inbound
+from ws_close_policy.jsontext import nests_deeper_than
 
 
 def progress(i: int) -> dict[str, object]:
@@ -72,6 +73,21 @@ def main() -> int:
                 targets[case] = 1.10
     results = compare(cases, rounds=21 if quick else 101)
     missed = report(results, targets)
+
+    block = "[" * 65 + "]" * 65  # one level deeper than the default limit, many times
+    deep = '{"type": "x", "d": [' + ",".join([block] * (1_000_000 // 131)) + "]}"
+    worst = compare(
+        [
+            (
+                "worst-case depth: 1 MB of 65-deep arrays",
+                lambda: json.loads(deep),
+                lambda: nests_deeper_than(deep, 64),
+            )
+        ],
+        rounds=5 if quick else 21,
+    )
+    print("\n# the depth check alone against json.loads decoding the same text")
+    missed += report(worst, {"worst-case depth: 1 MB of 65-deep arrays": 1.5})
 
     huge = "x" * (64 * 1024 * 1024)
     n = 20000

@@ -471,3 +471,12 @@ def test_lone_surrogate_escapes_found_on_the_text(text: str) -> None:
         lone = True
     assert has_lone_surrogate_escape(text) is lone
     assert has_lone_surrogate_escape(text.encode()) is lone
+
+
+@pytest.mark.parametrize("depth", [63, 64, 65, 100])
+def test_many_deep_blocks_are_measured_exactly(depth: int) -> None:
+    # Past the first passes the depth is a running sum: still exact, and linear in size.
+    block = "[" * depth + "]" * depth
+    text = '{"type": "x", "d": [' + ",".join([block] * 200) + "]}"
+    assert nests_deeper_than(text, 64) is (depth + 2 > 64)  # the object and the list
+    assert nests_deeper_than(text.encode(), 64) is (depth + 2 > 64)

@@ -266,3 +266,48 @@ def test_a_broken_codec_closes_1011_never_raises(output: Any) -> None:
     assert result.code == 1011
     assert result.violation is Violation.INTERNAL
     assert result.detail
+
+
+def test_a_smaller_hard_limit_takes_the_soft_limit_with_it() -> None:
+    policy = OutboundPolicy(max_bytes=64 * 1024)
+    assert policy.warn_bytes == 64 * 1024
+    with pytest.raises(ValueError, match="warn_bytes"):
+        OutboundPolicy(max_bytes=1000, warn_bytes=2000)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_a_lone_surrogate_is_never_sent(codec: str) -> None:
+    # The inbound side refuses a lone surrogate escape: every codec refuses to send one.
+    result = decide_outbound({"x": "\ud800"}, Policy(outbound=OutboundPolicy(codec=codec)))
+    assert isinstance(result, Close)
+    assert result.violation is Violation.INTERNAL
+
+
+# The table in docs/architecture.md: where the codecs differ outbound.
+OUTBOUND_DIFFERENCES: list[tuple[Any, dict[str, bytes | None]]] = [
+    ({"v": float("nan")}, {"json": None, "orjson": b'{"v":null}', "msgspec": b'{"v":null}'}),
+    (
+        {"v": 2**70},
+        {
+            "json": b'{"v":1180591620717411303424}',
+            "orjson": None,
+            "msgspec": b'{"v":1180591620717411303424}',
+        },
+    ),
+    ({1: 2}, {"json": b'{"1":2}', "orjson": None, "msgspec": b'{"1":2}'}),
+]
+
+
+@pytest.mark.parametrize(("message", "expected"), OUTBOUND_DIFFERENCES)
+@pytest.mark.parametrize("codec", CODECS)
+def test_documented_outbound_differences(
+    codec: str, message: Any, expected: dict[str, bytes | None]
+) -> None:
+    result = decide_outbound(message, Policy(outbound=OutboundPolicy(codec=codec)))
+    if expected[codec] is None:
+        assert isinstance(result, Close)
+        assert result.code == 1011
+    else:
+        assert isinstance(result, Send)
+        data = result.data.encode() if isinstance(result.data, str) else result.data
+        assert data == expected[codec]

@@ -276,3 +276,20 @@ def test_reconnector_without_a_clock_never_resets() -> None:
     assert client.on_close(1011).action is A.RETRY
     client.on_open()
     assert client.on_close(1011).action is A.STOP
+
+
+def test_retry_after_is_jittered_and_capped() -> None:
+    client = Reconnector(ReconnectPolicy(), random=lambda: 0.5)
+    advice = client.on_handshake_failure(429, retry_after=30)
+    assert advice.window == (30.0, 31.0)  # spread over the backoff ceiling after Retry-After
+    assert advice.delay == 30.5
+    capped = Reconnector(ReconnectPolicy(cap=60), random=lambda: 0.0)
+    assert capped.on_handshake_failure(503, retry_after=10**6).delay == 60.0
+
+
+def test_handshake_failure_needs_an_error_status() -> None:
+    client = Reconnector()
+    with pytest.raises(ValueError, match="status"):
+        client.on_handshake_failure(200)
+    with pytest.raises(TypeError, match="status"):
+        client.on_handshake_failure("503")  # type: ignore[arg-type]

@@ -28,13 +28,15 @@ CODECS = ("json", "orjson", "msgspec")
 
 def _policies() -> list[Policy]:
     return [
-        Policy(InboundPolicy(codec=codec, **extra), profile=profile)  # type: ignore[arg-type]
+        Policy(InboundPolicy(codec=codec, **extra), profile=profile)
         for codec in CODECS
         for profile in PRESETS.values()
         for extra in (
             {},
             {"allowed_types": {"ping", "cancel"}, "accept_binary": True, "max_depth": 3},
             {"max_bytes": 40, "type_field": "op"},
+            {"max_depth": 1},
+            {"allowed_types": {"a"}, "max_bytes": 12},  # only '{"type":"a"}' fits
         )
     ]
 
@@ -75,9 +77,27 @@ def test_invalid_messages_close_with_their_violation(policy: Policy, data: st.Da
     assert result == policy.profile.close_for_violation(violation)
 
 
-def test_invalid_messages_need_a_decoding_codec() -> None:
+def test_strategies_refuse_policies_they_cannot_serve() -> None:
     with pytest.raises(ValueError, match="raw"):
         invalid_messages(Policy(InboundPolicy(codec="raw")))
+    with pytest.raises(ValueError, match="raw"):
+        valid_messages(Policy(InboundPolicy(codec="raw")))
+    with pytest.raises(ValueError, match="allowed_types"):
+        valid_messages(Policy(InboundPolicy(allowed_types=set())))
+
+
+def test_valid_messages_with_fields_for_a_strict_validator() -> None:
+    def counted(message: Any) -> bool:
+        return isinstance(message.get("n"), int) and message["n"] >= 0
+
+    policy = Policy(InboundPolicy(allowed_types={"count"}, validators={"count": counted}))
+    fields = st.fixed_dictionaries({"n": st.integers(min_value=0)})
+
+    @given(valid_messages(policy, fields=fields))
+    def check(text: str) -> None:
+        assert isinstance(decide_inbound(text, policy), Accept)
+
+    check()
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -9,8 +9,9 @@ switching codec never changes a decision:
   appears, even under a key that a later duplicate overrides. orjson and msgspec refuse such
   literals as they read them; the json codec does the same through ``parse_float``;
 * integers have at most Python's ``int_max_str_digits`` digits (4300 by default). Integers
-  beyond 64 bits decode exactly with ``json`` and ``msgspec``; orjson refuses them, so its
-  codec hands those few messages to the strict stdlib decoder.
+  beyond 64 bits decode exactly with ``json`` and ``msgspec`` and as a float with orjson;
+  beyond a double's range orjson refuses them, so its codec hands those few messages to
+  the strict stdlib decoder.
 
 The other strictness rules do not depend on the codec and are checked on the message's text
 by :mod:`ws_close_policy.inbound` (nesting depth, ``\\uD800``-style lone surrogate escapes,
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .arguments import text
+from .jsontext import has_lone_surrogate_escape
 
 __all__ = [
     "Codec",
@@ -83,8 +85,9 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 class JsonCodec:
     """The standard library's ``json``, made strict (the default codec).
 
-    Encodes compactly (no spaces), as ASCII, refusing ``NaN`` and infinities; a reference
-    cycle ends in ``RecursionError``, which the outbound decision turns into a close.
+    Encodes compactly (no spaces), as ASCII, refusing ``NaN``, infinities and strings with
+    a lone surrogate (which the inbound side refuses too); a reference cycle ends in
+    ``RecursionError``. The outbound decision turns each of these into a close.
 
     :param reject_duplicate_keys: refuse an object with a repeated key (default False).
     """
@@ -114,7 +117,10 @@ class JsonCodec:
         return value
 
     def encode(self, message: Any) -> str:
-        return self._encoder.encode(message)
+        text = self._encoder.encode(message)
+        if has_lone_surrogate_escape(text):  # orjson and msgspec refuse these too
+            raise ValueError("a string holds a lone surrogate: it is not UTF-8 text")
+        return text
 
 
 class OrjsonCodec:

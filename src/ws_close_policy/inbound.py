@@ -24,6 +24,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .actions import Accept, Close
+from .arguments import instance
 from .codecs import JsonCodec, MsgspecCodec
 from .enums import Violation
 from .jsontext import has_lone_surrogate_escape, nests_deeper_than
@@ -46,6 +47,8 @@ def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Clos
     ``data`` is a text frame's ``str`` or a binary frame's ``bytes``; anything else is a
     caller's mistake (``TypeError``).
     """
+    if type(policy) is not Policy:
+        instance(policy, Policy, "policy")
     rules = policy.inbound
     try:
         payload = _checked_payload(data, rules)
@@ -74,10 +77,10 @@ def _checked_payload(data: str | bytes, rules: InboundPolicy) -> str | bytes:
         # A character is at least one byte: a text longer than the limit is too big
         # without being encoded, and ASCII text is one byte a character.
         if len(data) > rules.max_bytes:
-            raise _Refused(Violation.TOO_BIG)
+            raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
         if not data.isascii():
             if len(data.encode("utf-8", "surrogatepass")) > rules.max_bytes:
-                raise _Refused(Violation.TOO_BIG)
+                raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
             try:
                 data.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate: only a direct caller sends one
@@ -156,6 +159,10 @@ def _check_validator(message: Any, kind: str, validators: Mapping[str, Validator
         raise _Refused(Violation.INVALID_MESSAGE, _detail(exc)) from None
     if not valid:
         raise _Refused(Violation.INVALID_MESSAGE)
+
+
+def _over(limit: int) -> str:
+    return f"over the {limit}-byte limit"
 
 
 def _detail(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ UTF-8 ``bytes``.
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 from typing import Final
 
 __all__ = ["has_lone_surrogate_escape", "nests_deeper_than"]
@@ -19,15 +20,20 @@ __all__ = ["has_lone_surrogate_escape", "nests_deeper_than"]
 _BRACKETS: Final = bytes.maketrans(b"[{]}", b"(())")
 _NOT_SYNTAX: Final = bytes(sorted(set(range(256)) - set(b'[{]}"')))
 _COUNT_BELOW: Final = 4096
+# Passes that remove the innermost pairs before the running sum takes over.
+_PASSES: Final = 6
+_STEPS: Final = bytes.maketrans(b"()", b"\x01\xff")  # +1 and -1 as signed bytes
 
 
 def nests_deeper_than(text: str | bytes, limit: int) -> bool:
     """Whether the JSON ``text`` nests arrays and objects more than ``limit`` levels deep.
 
-    Works on the bracket skeleton of the text, in a few passes of byte operations:
-    escaped backslashes and quotes are dropped (so every quote left delimits a string),
-    strings are dropped (brackets inside them do not nest), then each pass removes the
-    innermost ``()`` pairs: one pass per level.
+    Works on the bracket skeleton of the text with byte operations: escaped backslashes
+    and quotes are dropped (so every quote left delimits a string), strings are dropped
+    (brackets inside them do not nest), then a few passes remove the innermost ``()`` pairs,
+    one level each: enough to settle the usual shallow message. Whatever is left is
+    measured in one running sum, so the cost stays linear in the text's size, whatever the
+    nesting.
     """
     if len(text) <= 2 * limit + 1:  # too short for limit + 1 pairs of brackets
         return False
@@ -39,11 +45,20 @@ def nests_deeper_than(text: str | bytes, limit: int) -> bool:
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = _outside_strings(raw.translate(_BRACKETS, _NOT_SYNTAX))
-    for _ in range(limit):
+    passes = min(limit, _PASSES)
+    for _ in range(passes):
         if not brackets:
             return False
-        brackets = brackets.replace(b"()", b"")
-    return bool(brackets)
+        brackets = brackets.replace(b"()", b"")  # one level less, everywhere
+    if not brackets or passes == limit:
+        return bool(brackets)
+    return _deepest(brackets) > limit - passes
+
+
+def _deepest(brackets: bytes) -> int:
+    """The nesting depth of a balanced string of ``(`` and ``)``: its highest running sum."""
+    steps = memoryview(brackets.translate(_STEPS)).cast("b")  # "(" is +1, ")" is -1
+    return max(accumulate(steps))
 
 
 def _opening_brackets(text: str | bytes) -> int:

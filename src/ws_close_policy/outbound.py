@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .actions import Close, Send, utf8_size
+from .arguments import instance
 from .enums import Violation
 from .policy import DEFAULT, OutboundPolicy, Policy
 
@@ -42,6 +43,8 @@ def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
     ``str`` is sent as a text frame and ``bytes`` as a binary frame, measured, not
     re-encoded; anything else goes through the policy's codec.
     """
+    if type(policy) is not Policy:
+        instance(policy, Policy, "policy")
     rules = policy.outbound
     try:
         data, text = _serialised(message, rules)

@@ -121,7 +121,8 @@ class OutboundPolicy:
 
     :param max_bytes: largest message sent, in UTF-8 bytes (default 33_554_432, 32 MiB);
         a message of exactly this size is sent.
-    :param warn_bytes: above this size ``Send.large`` is true (default 1_000_000).
+    :param warn_bytes: above this size ``Send.large`` is true (default 1_000_000; left at
+        its default it follows a smaller ``max_bytes``); at most ``max_bytes``.
     :param codec: ``"json"`` (stdlib, default), ``"orjson"``, ``"msgspec"`` or a
         :class:`~ws_close_policy.codecs.Codec`.
     :param degrade: called once with a message over ``max_bytes``; returns a smaller form to
@@ -139,6 +140,8 @@ class OutboundPolicy:
     def __post_init__(self) -> None:
         positive_int(self.max_bytes, "max_bytes", upper=sys.maxsize)
         positive_int(self.warn_bytes, "warn_bytes", upper=sys.maxsize)
+        if self.warn_bytes == DEFAULT_WARN_BYTES > self.max_bytes:  # the default follows
+            object.__setattr__(self, "warn_bytes", self.max_bytes)
         if self.warn_bytes > self.max_bytes:
             raise ValueError(
                 f"warn_bytes ({self.warn_bytes}) must not exceed max_bytes ({self.max_bytes})"

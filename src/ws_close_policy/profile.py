@@ -129,8 +129,8 @@ class Profile:
         """
         return Profile(
             name,
-            _override(self.violations, violations or {}),
-            _override(self.outcomes, outcomes or {}),
+            _override(self.violations, violations or {}, "violations"),
+            _override(self.outcomes, outcomes or {}, "outcomes"),
             {**self.client_actions, **(client_actions or {})},
         )
 
@@ -143,11 +143,13 @@ def _to_rule(value: _RuleLike, current: Rule) -> Rule:
     return Rule(integer(value, "code"), current.reason)
 
 
-def _override(base: Mapping[_K, Rule], changes: Mapping[_K, _RuleLike]) -> dict[_K, Rule]:
+def _override(
+    base: Mapping[_K, Rule], changes: Mapping[_K, _RuleLike], name: str
+) -> dict[_K, Rule]:
     merged = dict(base)
-    for key, value in changes.items():
+    for key, value in mapping(changes, name).items():
         if key not in merged:
-            raise ValueError(f"unknown key {key!r}")
+            raise ValueError(f"{name}: unknown key {key!r}")
         merged[key] = _to_rule(value, merged[key])
     return merged
 

@@ -182,6 +182,7 @@ def advise_reconnect(
     non_negative_int(attempt, "attempt")
     if code is not None:
         integer(code, "code")
+    instance(policy, ReconnectPolicy, "policy")
     callable_or_none(random, "random")
     if code is None:
         code, seen = CloseCode.ABNORMAL_CLOSURE, "no close frame (1006)"
@@ -290,15 +291,20 @@ class Reconnector:
     ) -> ReconnectAdvice:
         """The server refused the upgrade with HTTP ``status`` (and maybe ``Retry-After``).
 
-        401 and 403 stop (the credentials were refused before any WebSocket existed); 429 and
-        503 retry after at least ``Retry-After``; other 5xx retry with backoff; other 4xx stop.
+        401 and 403 stop (the credentials were refused before any WebSocket existed), as
+        does any other 4xx but 429. 429 and 503 wait for ``Retry-After`` (at most ``cap``
+        seconds), plus a jitter of up to the backoff ceiling so clients refused together do
+        not return together; other 5xx back off. ``status`` must be 400-599.
         """
-        integer(status, "status")
+        if not 400 <= integer(status, "status") <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
         if retry_after is not None:
-            retry_after = positive_number(retry_after, "retry_after", zero=True)
+            retry_after = min(
+                positive_number(retry_after, "retry_after", zero=True), self.policy.cap
+            )
         self._opened_at = None
         self.last_code = None
-        if status in (401, 403) or (400 <= status < 500 and status != 429):
+        if status < 500 and status != 429:
             return ReconnectAdvice(
                 ReconnectAction.STOP, 0.0, f"handshake refused with HTTP {status}: stop"
             )
@@ -307,11 +313,13 @@ class Reconnector:
                 ReconnectAction.STOP, 0.0, f"HTTP {status}: gave up after {self.attempt} attempts"
             )
         ceiling = self.policy.ceiling(self.attempt)
-        window = (0.0, ceiling) if retry_after is None else (retry_after, max(retry_after, ceiling))
-        backoff = _draw((0.0, ceiling), ceiling, self.policy, self._random)
-        delay = backoff if retry_after is None else max(retry_after, backoff)
         why = f"handshake refused with HTTP {status}: retry"
-        if retry_after is not None:
+        if retry_after is None:
+            delay = _draw((0.0, ceiling), ceiling, self.policy, self._random)
+            window = (0.0, ceiling)
+        else:
+            window = (retry_after, retry_after + ceiling)
+            delay = _draw(window, max(retry_after, ceiling), self.policy, self._random)
             why += f" after Retry-After {retry_after:g} s"
         return self._count(ReconnectAdvice(ReconnectAction.RETRY, delay, why, window))
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from .codes import CloseCode, code_info, describe, is_receivable, is_sendable
 from .profile import PRESETS, Profile
+from .reconnect import ReconnectPolicy, advise_reconnect
 
 __all__ = ["CodeRow", "code_row", "code_rows", "render"]
 
@@ -38,6 +39,8 @@ def code_row(code: int, profile: Profile) -> CodeRow:
         + [f"outcome:{o.value}" for o, rule in profile.outcomes.items() if rule.code == code]
     )
     action = profile.client_action(code)
+    if action is None:  # the reconnect policy decides: by band, or as a dropped connection
+        fallback = advise_reconnect(code, 0, ReconnectPolicy(profile=profile)).action
     return CodeRow(
         code=code,
         name=info.code.name if info else describe(code).split(" ", 1)[1].strip("()"),
@@ -46,7 +49,7 @@ def code_row(code: int, profile: Profile) -> CodeRow:
         sendable=is_sendable(code),
         receivable=is_receivable(code),
         server_situations=situations,
-        client_action=action.value if action else "(reconnect policy default)",
+        client_action=action.value if action else f"{fallback.value} (reconnect policy default)",
     )
 
 

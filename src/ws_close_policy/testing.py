@@ -30,7 +30,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
+    raise ImportError(
+        "ws_close_policy.testing needs hypothesis: pip install 'ws-close-policy[testing]'"
+    ) from exc
 
 from .codes import CloseCode, is_sendable
 from .enums import Violation
@@ -138,24 +143,40 @@ def _valid_for(policy: Policy, text: str) -> bool:
         return False
 
 
-def valid_messages(policy: Policy = DEFAULT) -> st.SearchStrategy[str]:
+def valid_messages(
+    policy: Policy = DEFAULT, *, fields: st.SearchStrategy[dict[str, Any]] | None = None
+) -> st.SearchStrategy[str]:
     """JSON text that ``decide_inbound(text, policy)`` accepts: an object whose type field
     holds an allowed type, nesting within ``max_depth``, within ``max_bytes``, and passing
-    its type's validator (messages a validator refuses are filtered out, so a validator
-    that refuses nearly everything makes this strategy slow).
+    its type's validator.
 
-    Meant for the JSON codecs (``json``, ``orjson``, ``msgspec`` without a ``type``).
+    ``fields`` draws the message's other fields (default: any JSON values). Messages that
+    a validator refuses are filtered out, so when your validators expect particular fields,
+    pass a ``fields`` strategy that builds them: hypothesis gives up on a strategy whose
+    draws are nearly all filtered out. Meant for the JSON codecs (``json``, ``orjson``,
+    ``msgspec`` without a ``type``); ``ValueError`` for a policy that accepts no message
+    (the ``raw`` codec, or an empty ``allowed_types``).
     """
     rules = policy.inbound
+    if rules.decoder is None:
+        raise ValueError("policy: with the raw codec every text within the limit is valid")
+    if rules.allowed_types is not None and not rules.allowed_types:
+        raise ValueError("policy: allowed_types is empty, so no message is valid")
     types = (
         st.sampled_from(sorted(rules.allowed_types))
-        if rules.allowed_types
+        if rules.allowed_types is not None
         else st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
     )
-    fields = st.dictionaries(_TEXT, _values(min(rules.max_depth - 1, 3)), max_size=4)
+    if fields is None:
+        fields = st.dictionaries(_TEXT, _values(min(rules.max_depth - 1, 3)), max_size=4)
     messages = st.builds(lambda extra, kind: {**extra, rules.type_field: kind}, fields, types)
-    texts = st.builds(json.dumps, messages, ensure_ascii=st.booleans())
+    texts = st.builds(_dumps, messages, compact=st.booleans(), ensure_ascii=st.booleans())
     return texts.filter(lambda text: _valid_for(policy, text))
+
+
+def _dumps(message: dict[str, Any], *, compact: bool, ensure_ascii: bool) -> str:
+    separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps(message, separators=separators, ensure_ascii=ensure_ascii)
 
 
 def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, Violation]]]:
@@ -180,7 +201,8 @@ def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, 
             extended('"d": ' + "[" * rules.max_depth + "]" * rules.max_depth),  # one too deep
         ],
         Violation.MISSING_TYPE: [
-            "{" + field + ": " + value + "}" for value in ("{}", "null", "1", '""', "[]")
+            "{" + field + ": " + value + "}"
+            for value in ("null", "1", '""', *(("{}", "[]") if rules.max_depth > 1 else ()))
         ],
     }
     if rules.accept_binary:
@@ -222,11 +244,13 @@ def invalid_messages(
     the violation it breaks. The close to expect is
     ``policy.profile.close_for_violation(violation)`` (its code depends on the profile).
 
-    Every rule is covered: too big, a binary frame on a text-only endpoint (or invalid UTF-8
-    when binary is accepted), malformed JSON, non-finite numbers, lone surrogate escapes,
-    nesting one level too deep, not an object, a missing type and, with ``allowed_types``,
-    an unknown type. Cases that cannot fit ``max_bytes`` (say, nesting deeper than a tiny
-    limit allows) are left out. Meant for the JSON codecs, as ``valid_messages``.
+    Every rule the policy states is covered: too big, a binary frame on a text-only
+    endpoint (or invalid UTF-8 when binary is accepted), malformed JSON, non-finite
+    numbers, lone surrogate escapes, nesting one level too deep, not an object, a missing
+    type and, with ``allowed_types``, an unknown type. Validators are not: their rules are
+    yours. Cases that cannot fit ``max_bytes`` (say, nesting deeper than a tiny limit
+    allows) are left out. Meant for the JSON codecs, as ``valid_messages``;
+    ``ValueError`` for the ``raw`` codec, which refuses nothing but size and frame type.
     """
     if policy.inbound.decoder is None:
         raise ValueError("policy: the raw codec refuses nothing but size and frame type")
