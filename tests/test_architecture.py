@@ -13,7 +13,7 @@ import ws_close_policy
 
 PACKAGE = Path(ws_close_policy.__file__).resolve().parent
 #: Everything else is the sans-IO core.
-NOT_CORE = ("adapters", "demo", "cli", "__main__", "testing", "metrics")
+NOT_CORE = ("adapters", "client", "demo", "cli", "__main__", "testing", "metrics")
 
 
 def _modules() -> dict[str, Path]:
