@@ -1,14 +1,19 @@
-"""The test job protocol both adapters' wire tests serve: the review's scenarios on demand."""
+"""The test job protocol both adapters' wire tests serve: each client message names the
+scenario the server plays."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 from ws_close_policy import Outcome
 from ws_close_policy.adapters.connection import PolicyConnection
 
 OUTBOUND_LIMIT = 10_000
+PUSH_INTERVAL = 0.02  # seconds between two pushes of a push-only loop
 
 
-async def serve_job(conn: PolicyConnection) -> None:
+async def serve_job(conn: PolicyConnection, stats: dict[str, Any] | None = None) -> None:
     """Answer each client message as the scenario it names."""
     async for message in conn:
         kind = message["type"]
@@ -27,3 +32,20 @@ async def serve_job(conn: PolicyConnection) -> None:
             await conn.close(Outcome.CANCELLED, reason="é" * 150)  # 300 bytes
         elif kind == "refresh_token" and message.get("token") != "good":
             await conn.close(Outcome.POLICY_VIOLATION)
+        elif kind == "app_close":
+            await conn.close(4004, "Job not found")
+        elif kind == "push":
+            await push_until_gone(conn, stats)
+
+
+async def push_until_gone(conn: PolicyConnection, stats: dict[str, Any] | None) -> None:
+    """A push-only loop with no boilerplate: it ends when send() raises Closed."""
+    sent = 0
+    try:
+        while True:
+            await conn.send({"type": "progress", "n": sent})
+            sent += 1
+            await asyncio.sleep(PUSH_INTERVAL)
+    finally:
+        if stats is not None:
+            stats["pushes"].append({"sent": sent})

@@ -42,8 +42,8 @@ def test_demo_under_rfc_strict(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_probe_against_the_reference_server() -> None:
     async def scenario() -> list[Any]:
-        async with running("websockets", DemoSettings()) as uri:
-            return await run_probe(f"{uri}/jobs/slow-1?token=demo-token", Profile.SEED)
+        async with running("websockets", DemoSettings()) as served:
+            return await run_probe(f"{served.uri}/jobs/slow-1?token=demo-token", Profile.SEED)
 
     results = run(scenario(), timeout=60)
     assert len(results) == 7

@@ -77,3 +77,16 @@ def test_other_rejections() -> None:
     for bad in (1.5, True):
         with pytest.raises(TypeError, match="retry_after"):
             Reject.unavailable(bad)  # type: ignore[arg-type]
+
+
+def test_application_codes() -> None:
+    close = close_for(4004, reason="Job not found")
+    assert (close.code, close.reason) == (4004, "Job not found")
+    assert close.outcome is None
+    assert close_for(3000).reason == ""
+    assert len(close_for(4000, reason="é" * 100).reason.encode()) <= 123
+    for protocol_code in (1000, 1008, 2999, 5000):
+        with pytest.raises(ValueError, match="application code"):
+            close_for(protocol_code)
+    with pytest.raises(TypeError, match="outcome"):
+        close_for(True)

@@ -272,3 +272,24 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 TestSessionMachine = SessionMachine.TestCase
+
+
+def test_finish_with_an_application_code() -> None:
+    session, events, _ = _session()
+    close = session.finish(4004, "Job not found")
+    assert close is not None
+    assert (close.code, close.reason) == (4004, "Job not found")
+    session.peer_closed(4004)
+    assert (events[0].code, events[0].label, events[0].closed_by) == (4004, "private", "local")
+    with pytest.raises(ValueError, match="application code"):
+        _session()[0].finish(1000)
+
+
+def test_forward_counts_a_message_decided_elsewhere() -> None:
+    session, _, _ = _session()
+    sent = Send('{"type":"x"}', 12)
+    assert session.forward(sent) is sent
+    assert (session.messages_out, session.bytes_out) == (1, 12)
+    session.finish(Outcome.COMPLETED)
+    assert session.forward(sent) is None
+    assert session.messages_out == 1

@@ -24,24 +24,35 @@ __all__ = ["close_for"]
 
 
 def close_for(
-    outcome: Outcome,
+    outcome: Outcome | int,
     policy: Policy = DEFAULT,
     reason: str | None = None,
     *,
     detail: str | None = None,
 ) -> Close:
-    """The close for ``outcome`` under the policy's profile: the one way to end a connection
-    for an outcome (``Session.finish`` and the adapters' ``close`` call it).
+    """The close for ``outcome``: the one way to end a connection for an outcome or with an
+    application's own code (``Session.finish`` and the adapters' ``close`` call it).
 
-    ``reason`` replaces the profile's short generic reason; it is cut to 123 UTF-8 bytes.
-    Never put exception text or internals in it: the peer reads it. ``detail`` is kept for
-    logs only.
+    ``outcome`` is an :class:`Outcome` (its code comes from the policy's profile) or an
+    application code in 3000-4999, such as 4004 for "Job not found". ``reason`` replaces
+    the profile's short generic reason (an application code has none unless given); it is
+    cut to 123 UTF-8 bytes. Never put exception text or internals in it: the peer reads
+    it. ``detail`` is kept for logs only.
     """
-    rule = instance(policy, Policy, "policy").profile.outcomes[
-        instance(outcome, Outcome, "outcome")
-    ]
+    instance(policy, Policy, "policy")
     if reason is not None:
         text(reason, "reason")
-    return Close(
-        rule.code, rule.reason if reason is None else reason, outcome=outcome, detail=detail
-    )
+    if isinstance(outcome, Outcome):
+        rule = policy.profile.outcomes[outcome]
+        sent = rule.reason if reason is None else reason
+        return Close(rule.code, sent, outcome=outcome, detail=detail)
+    if not isinstance(outcome, int) or isinstance(outcome, bool):
+        raise TypeError(
+            f"outcome must be an Outcome or an application code (int), not {type(outcome).__name__}"
+        )
+    if not 3000 <= outcome <= 4999:
+        raise ValueError(
+            f"outcome {outcome} is not an application code (3000-4999); "
+            "use an Outcome for the protocol's codes"
+        )
+    return Close(outcome, reason or "", detail=detail)

@@ -127,11 +127,28 @@ class Session:
 
     # --- ending ----------------------------------------------------------------------------
 
-    def finish(self, outcome: Outcome, reason: str | None = None) -> Close | None:
-        """Close for ``outcome`` (completed, cancelled ...); ``None`` if already closing."""
+    def finish(self, outcome: Outcome | int, reason: str | None = None) -> Close | None:
+        """Close for ``outcome``: an :class:`Outcome` (completed, cancelled ...) or an
+        application code in 3000-4999 with its ``reason`` (see :func:`close_for`).
+        ``None`` if already closing."""
+        close = close_for(outcome, self.policy, reason)
         if self.state is not State.OPEN:
             return None
-        return self._close_first(close_for(outcome, self.policy, reason))
+        return self._close_first(close)
+
+    def forward(self, action: Send | Close) -> Send | Close | None:
+        """Apply an outbound decision made elsewhere (one decision for a fan-out to many
+        sessions): a ``Send`` is counted and returned, a ``Close`` closes this session and
+        is returned; ``None`` once closing (nothing may be sent)."""
+        if self.state is not State.OPEN:
+            return None
+        if type(action) is not Send:  # a fan-out calls this once per session: Send first
+            if isinstance(action, Close):
+                return self._close_first(action)
+            instance(action, Send, "action")
+        self.messages_out += 1
+        self.bytes_out += action.size
+        return action
 
     def fail(self, exc: BaseException) -> Close | None:
         """Close because the handler failed: the profile's ``FAILED`` code (1011 by default).

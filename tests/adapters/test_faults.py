@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from tests.wire import exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Policy
 from ws_close_policy.adapters import websockets as adapter
-from ws_close_policy.adapters.connection import PolicyConnection
+from ws_close_policy.adapters.connection import Closed, PolicyConnection
 from ws_close_policy.policy import DEFAULT
 
 Body = Callable[[PolicyConnection], Any]
@@ -55,10 +55,12 @@ def test_peer_disappears_mid_send() -> None:
     async def body(conn: PolicyConnection) -> None:
         async with asyncio.timeout(10):
             while True:  # keep sending until the adapter notices the client vanished
-                ok = await conn.send({"type": "progress", "pad": "x" * 4000})
-                results.append(ok)
-                if not ok:
-                    return
+                try:
+                    await conn.send({"type": "progress", "pad": "x" * 4000})
+                except Closed:
+                    results.append(False)
+                    raise
+                results.append(True)
                 await asyncio.sleep(0.001)
 
     async def scenario() -> None:
@@ -171,7 +173,8 @@ def test_codec_raising_unexpectedly(send: str | None, code: int) -> None:
 
     async def body(conn: PolicyConnection) -> None:
         if send is None:
-            assert await conn.send({"type": "x"}) is False
+            with pytest.raises(Closed):
+                await conn.send({"type": "x"})
         else:
             assert await conn.receive() is None
 
@@ -197,7 +200,9 @@ def test_degrade_raising_closes_1009() -> None:
     policy = Policy(outbound=OutboundPolicy(max_bytes=100, warn_bytes=50, degrade=degrade))
 
     async def body(conn: PolicyConnection) -> None:
-        assert await conn.send({"type": "big", "pad": "x" * 200}) is False
+        with pytest.raises(Closed) as closed:
+            await conn.send({"type": "big", "pad": "x" * 200})
+        assert closed.value.code == 1009  # the policy's own close
 
     async def scenario() -> Any:
         async with started(rec.handler(body, policy), policy) as uri:

@@ -1,140 +1,257 @@
-"""Adapter for Starlette and FastAPI, on any ASGI server (uvicorn, hypercorn, ...).
+"""Adapter for Starlette and FastAPI, on any ASGI server (uvicorn, hypercorn, granian ...).
 
 The same ``PolicyConnection`` as the ``websockets`` adapter. It always sends an explicit,
-valid close frame before the app returns (so no server turns a crash into 1006), never
-passes a code or reason a server would choke on, and never lets a send after the peer left
-raise out of the adapter::
+valid close frame before the app returns (so no server turns a crash into 1006), then
+reads until the client's close arrives (so no server loses the close frame under pipelined
+messages), never passes a code or reason a server would choke on, and turns a departed
+client into :class:`Closed` on the next send, on every server::
 
-    from starlette.applications import Starlette
-    from starlette.routing import WebSocketRoute
-    from ws_close_policy import Outcome, Policy
-    from ws_close_policy.adapters.starlette import authenticated, guard
+    from fastapi import Depends, FastAPI, WebSocket
+    from ws_close_policy import Policy
+    from ws_close_policy.adapters.starlette import Connections, authenticate, guard
 
     policy = Policy()
+    connections = Connections(max_open=1000)
+    app = FastAPI(lifespan=connections.lifespan)  # drains (1012) on the server's SIGTERM
 
-    @authenticated(lambda ws: ws.query_params.get("token") == "demo-token", realm="jobs")
-    async def jobs(websocket):
-        async with guard(websocket, policy) as conn:     # accepts; 1000 / 1011 on exit
+    @app.websocket("/jobs/{job_id}", dependencies=[Depends(authenticate(token_ok))])
+    async def jobs(websocket: WebSocket, job_id: str):
+        async with guard(websocket, policy, connections=connections) as conn:
             async for message in conn:
-                if message["type"] == "cancel":
-                    await conn.close(Outcome.CANCELLED)
-                else:
-                    await conn.send({"type": "pong"})
+                await conn.send({"type": "pong"})
 
-    app = Starlette(routes=[WebSocketRoute("/jobs/{job_id}", jobs)])
+Refusals before the upgrade (``authenticate``, ``admit``, ``check_origin``) are
+dependencies in FastAPI's idiom, also usable as a call at the top of a plain Starlette
+endpoint or as the ``@authenticated`` decorator. They raise the framework's own
+exceptions, so its exception handling answers: ``HTTPException`` becomes the HTTP refusal
+through the ``websocket.http.response`` extension where the server has it; elsewhere
+``WebSocketException`` closes with the profile's code, after accepting so that browsers can
+read it (``fallback="accept_close"``) or before, as HTTP 403 (``fallback="close"``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import random as _random
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, ParamSpec
 
-from starlette.responses import Response
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+try:
+    from starlette.exceptions import HTTPException, WebSocketException
+    from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
+    raise ImportError(
+        "ws_close_policy.adapters.starlette needs starlette: "
+        "pip install 'ws-close-policy[starlette]'"
+    ) from exc
 
 from ..actions import Reject
+from ..arguments import callable_or_none, instance
 from ..codes import CloseCode
 from ..enums import Outcome
 from ..lifecycle import close_for
 from ..policy import DEFAULT, Policy
 from ..session import Observer
 from .connection import (
-    PeerGone,
+    CLOSE_READ_LIMIT,
+    CLOSE_TIMEOUT,
+    Closed,
+    Connections,
     PolicyConnection,
-    Registry,
     logger,
-    positive_limit,
     refusal_from,
+    server_max_size,
 )
 
 __all__ = [
     "DENIAL_EXTENSION",
+    "Closed",
+    "Connections",
     "PolicyConnection",
-    "admitted",
+    "admit",
+    "authenticate",
     "authenticated",
-    "drain",
+    "check_origin",
     "guard",
-    "registry",
-    "reject",
+    "refuse",
     "server_max_size",
 ]
 
 #: The ASGI extension that lets an app answer the handshake with an HTTP response.
 DENIAL_EXTENSION = "websocket.http.response"
 
-#: The guarded Starlette connections open in this process.
-registry = Registry()
-
 Fallback = Literal["accept_close", "close"]
+_FALLBACKS = ("accept_close", "close")
+#: Messages read ahead, once the app sends without reading (see _StarletteTransport).
+_INBOX = 16
 
 
 class _StarletteTransport:
+    """One ASGI WebSocket, read and written through Starlette.
+
+    Some servers (hypercorn, granian) report success for a send after the client left,
+    and only say so on the receive channel. So once the app sends twice in a row without
+    reading, a background task reads ahead (at most 16 messages, then it waits for the
+    app), and a departure shows up on the next send. An app that reads as it sends never
+    starts that task.
+    """
+
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self._peer: PeerGone | None = None
+        self._peer: Closed | None = None  # the client's close, once read
+        self._closing = False  # we sent a close frame
+        self.close_refused: Exception | None = None  # the server could not send our code
+        self._read_lock = asyncio.Lock()  # one reader of the ASGI channel at a time
+        self._sends_unread = 0  # sends since the app last read
+        self._reader: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_INBOX)
+
+    # --- reading ---------------------------------------------------------------------------
 
     async def receive(self) -> str | bytes:
-        if self._peer is not None:
-            raise self._peer
-        try:
-            message = await self.websocket.receive()
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            self._peer = PeerGone(frame=False)
-            raise self._peer from None
-        if message["type"] == "websocket.disconnect":
-            self._peer = _peer_from(message.get("code"), message.get("reason") or "")
-            raise self._peer
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        return bytes(message.get("bytes") or b"")
+        self._sends_unread = 0
+        while True:
+            if self._peer is not None and (self._reader is None or self._inbox.empty()):
+                raise self._peer
+            message = await (self._inbox.get() if self._reader else self._read_one())
+            if message["type"] == "websocket.disconnect":
+                raise self._peer or _peer_from(message)
+            if not self._closing:  # after our close, late messages are dropped
+                text = message.get("text")
+                return str(text) if text is not None else bytes(message.get("bytes") or b"")
+
+    async def _read_one(self) -> dict[str, Any]:
+        """The next ASGI message; a disconnect (or a transport error) is remembered."""
+        async with self._read_lock:
+            if self._peer is not None:
+                return {"type": "websocket.disconnect", "code": self._peer.code}
+            try:
+                message = dict(await self.websocket.receive())
+            except (WebSocketDisconnect, OSError):
+                message = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
+            if message["type"] == "websocket.disconnect":
+                self._peer = _peer_from(message)
+            return message
+
+    def _read_ahead(self) -> None:
+        async def read() -> None:
+            while self._peer is None:
+                message = await self._read_one()
+                if not self._closing or message["type"] == "websocket.disconnect":
+                    await self._inbox.put(message)
+
+        self._reader = asyncio.ensure_future(read())
+
+    # --- writing ---------------------------------------------------------------------------
 
     async def send(self, data: str | bytes, text: bool) -> None:
-        # ASGI carries text frames as str: orjson / msgspec output is decoded once here.
-        if text and isinstance(data, bytes):
-            data = data.decode("utf-8")
-        message = (
-            {"type": "websocket.send", "text": data}
-            if text
-            else {
-                "type": "websocket.send",
-                "bytes": data,
-            }
-        )
+        if self._peer is not None:
+            raise self._peer
+        if self._reader is None and not self._read_lock.locked():
+            self._sends_unread += 1
+            if self._sends_unread > 1:  # sending without reading: watch for a departure
+                self._read_ahead()
+        message: dict[str, Any] = {"type": "websocket.send"}
+        if text:  # ASGI carries text frames as str: orjson / msgspec output is decoded once
+            message["text"] = _as_text(data)
+        else:
+            message["bytes"] = data.encode() if isinstance(data, str) else data
         try:
             await self.websocket.send(message)
         except WebSocketDisconnect as exc:
-            raise _peer_from(exc.code, exc.reason or "") from None
-        except (RuntimeError, OSError):
-            raise PeerGone(frame=False) from None
+            self._peer = self._peer or _peer_from({"code": exc.code, "reason": exc.reason})
+            raise self._peer from None
+        except OSError:
+            self._peer = self._peer or Closed(frame=False)
+            raise self._peer from None
+
+    # --- closing ---------------------------------------------------------------------------
 
     async def close(self, code: int, reason: str) -> None:
-        if self.websocket.application_state is not WebSocketState.CONNECTED:
+        if self._closing:
             return
+        self._closing = True
+        # Bounded as a whole: a server may leave a send pending for good once it has dropped
+        # the connection (granian, shutting down).
         try:
-            await self.websocket.close(code, reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            logger.debug("close frame not sent: the connection is already gone")
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if await self._send_close(code, reason):
+                    await self._until_peer_closes()
+        except TimeoutError:
+            logger.debug("no close frame from the client within %s s", CLOSE_TIMEOUT)
+            if self._reader is not None:
+                self._reader.cancel()
 
-    def peer_close(self) -> PeerGone | None:
+    async def _send_close(self, code: int, reason: str) -> bool:
+        """Send the close frame; whether to wait for the client's."""
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            return True
+        try:
+            await self.websocket.close(int(code), reason)  # a plain int: daphne needs one
+        except (WebSocketDisconnect, OSError):
+            pass  # the client is gone already
+        except Exception as exc:  # the server refused the close frame: end without it
+            logger.warning("the server could not send close code %d: %s", code, exc)
+            self.close_refused = exc
+            return False
+        return True
+
+    async def _until_peer_closes(self) -> None:
+        """Read (and drop) until the client's close arrives, so that messages it pipelined
+        before seeing ours cannot make the server lose our close frame. At most
+        CLOSE_READ_LIMIT bytes (and CLOSE_TIMEOUT seconds: see close)."""
+        if self._reader is not None:
+            while not self._inbox.empty():  # unread messages: dropped, so that the reader
+                self._inbox.get_nowait()  # is not stuck on a full inbox
+            await self._reader
+            return
+        dropped = 0
+        while self._peer is None and dropped <= CLOSE_READ_LIMIT:
+            message = await self._read_one()
+            dropped += len(message.get("text") or message.get("bytes") or b"")
+
+    def peer_close(self) -> Closed | None:
         return self._peer
 
+    async def deliver(
+        self,
+        transports: Sequence[_StarletteTransport],
+        data: str | bytes,
+        text: bool,
+        *,
+        max_buffer: int,  # noqa: ARG002 - ASGI cannot say what is buffered
+        slow_after: float,
+    ) -> list[_StarletteTransport]:
+        # ASGI cannot say how much is buffered: a send still pending after slow_after is.
+        sends = {asyncio.ensure_future(t.send(data, text)): t for t in transports}
+        done, pending = await asyncio.wait(sends, timeout=slow_after)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.exception()  # a departed client (Closed): its handler sees it next
+        return [sends[task] for task in pending]
 
-def _peer_from(code: object, reason: str) -> PeerGone:
+
+def _as_text(data: str | bytes) -> str:
+    return data if isinstance(data, str) else data.decode("utf-8")
+
+
+def _peer_from(message: dict[str, Any]) -> Closed:
+    code = message.get("code")
     if not isinstance(code, int) or code == CloseCode.ABNORMAL_CLOSURE:
-        return PeerGone(frame=False)
+        return Closed(frame=False)
     if code == CloseCode.NO_STATUS_RCVD:
-        return PeerGone(None, "")
-    return PeerGone(code, reason)
+        return Closed(None, "")
+    return Closed(int(code), message.get("reason") or "")
 
 
 class _GuardedConnection(PolicyConnection):
     """Accepts the WebSocket on entry when the app has not done so yet."""
 
     def __init__(self, websocket: WebSocket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(_StarletteTransport(websocket), *args, **kwargs)
+        self._asgi = _StarletteTransport(websocket)
+        super().__init__(self._asgi, *args, **kwargs)
         self.websocket = websocket
 
     async def __aenter__(self) -> PolicyConnection:
@@ -142,80 +259,212 @@ class _GuardedConnection(PolicyConnection):
             await self.websocket.accept()
         return await super().__aenter__()
 
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        suppress = await super().__aexit__(*exc_info)
+        refused = self._asgi.close_refused
+        if refused is not None and (exc_info[1] is None or suppress):
+            # A server that cannot send the code (daphne sends only 1000 and 3000-4999)
+            # would leave the connection open after the app returns: end it its own way.
+            raise RuntimeError(f"the server could not send the close frame: {refused}")
+        return suppress
+
 
 def guard(
     websocket: WebSocket,
     policy: Policy = DEFAULT,
     *,
+    connections: Connections | None = None,
     observer: Observer | None = None,
-    max_connections: int | None = None,
 ) -> PolicyConnection:
     """Wrap a Starlette (or FastAPI) WebSocket so the policy decides every message and close.
 
-    Entering the block accepts the connection if the app has not. ``max_connections``: when
-    that many guarded connections are open, this one is accepted and closed with 1013.
+    Entering the block accepts the connection if the app has not. ``connections``: the
+    app's :class:`Connections` (its admission limit: the connection past ``max_open`` is
+    accepted and closed with 1013, a code browsers can read; its drain; its fan-out).
     """
-    return _GuardedConnection(
-        websocket, policy, observer=observer, registry=registry, max_connections=max_connections
-    )
+    instance(websocket, WebSocket, "websocket")
+    return _GuardedConnection(websocket, policy, connections=connections, observer=observer)
 
 
-async def drain(
-    outcome: Outcome = Outcome.RESTARTING,
-    window: float = 5.0,
-    *,
-    random: Callable[[], float] = _random.random,
-) -> int:
-    """Close every guarded open connection with ``outcome`` (1012 by default), spread with
-    jitter over ``window`` seconds; returns how many. Call it from your shutdown path
-    before the server's own (uvicorn closes every socket with 1012 at once on SIGTERM;
-    hypercorn drops them)."""
-    return await registry.drain(outcome, window, random=random)
+# --- refusals before the upgrade -------------------------------------------------------------
 
 
-_FALLBACK_OUTCOME = {401: Outcome.POLICY_VIOLATION, 403: Outcome.POLICY_VIOLATION}
-
-
-async def reject(
+async def refuse(
     websocket: WebSocket,
     refusal: Reject,
     policy: Policy = DEFAULT,
     *,
     fallback: Fallback = "accept_close",
+    outcome: Outcome | None = None,
 ) -> None:
-    """Refuse the handshake with ``refusal``'s HTTP status, before ``accept()``.
+    """Refuse the handshake with ``refusal``, before ``accept()``: always raises.
 
-    Uses the ASGI ``websocket.http.response`` extension when the server offers it (uvicorn
-    and hypercorn do). Otherwise ``fallback`` decides: ``"accept_close"`` accepts and closes
-    with the profile's code (1008 for 401/403, 1013 for 429/503: browsers can read it), or
-    ``"close"`` closes before accepting (the client sees HTTP 403, the status is lost).
+    Raises ``HTTPException`` (the refusal's status and headers) where the server offers the
+    ``websocket.http.response`` extension (uvicorn, hypercorn), for the framework's own
+    exception handling to answer with. Elsewhere ``fallback`` decides: ``"accept_close"``
+    accepts and raises ``WebSocketException`` with the profile's code for ``outcome``
+    (by default 1008 for 401 and 403, 1013 otherwise), which browsers can read; ``"close"``
+    raises it before accepting: the client sees HTTP 403.
     """
     if websocket.application_state is not WebSocketState.CONNECTING:
-        raise ValueError("reject() must be called before the WebSocket is accepted")
-    if fallback not in ("accept_close", "close"):
+        raise ValueError("refuse() must be called before the WebSocket is accepted")
+    if fallback not in _FALLBACKS:
         raise ValueError(f"fallback must be 'accept_close' or 'close', got {fallback!r}")
     if DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
-        response = Response(refusal.body, refusal.status, headers=dict(refusal.headers))
-        await websocket.send_denial_response(response)
-        return
-    if fallback == "close":
-        await websocket.close(CloseCode.POLICY_VIOLATION)
-        return
-    outcome = _FALLBACK_OUTCOME.get(refusal.status, Outcome.OVERLOADED)
+        headers = {k: v for k, v in refusal.headers if k.lower() != "content-type"}
+        raise HTTPException(refusal.status, refusal.body.decode().strip(), headers=headers)
+    if outcome is None:
+        outcome = Outcome.POLICY_VIOLATION if refusal.status in (401, 403) else Outcome.OVERLOADED
     close = close_for(outcome, policy)
-    await websocket.accept()
-    await websocket.close(close.code, close.reason)
+    if fallback == "accept_close":
+        await websocket.accept()
+    raise WebSocketException(int(close.code), close.reason)
+
+
+Check = Callable[[WebSocket], "bool | Reject | Awaitable[bool | Reject]"]
+
+
+class _PreUpgradeCheck:
+    """A FastAPI dependency (``Depends(check)``), also awaitable in a plain endpoint."""
+
+    def __init__(self, policy: Policy, fallback: Fallback) -> None:
+        instance(policy, Policy, "policy")
+        if fallback not in _FALLBACKS:
+            raise ValueError(f"fallback must be 'accept_close' or 'close', got {fallback!r}")
+        self.policy = policy
+        self.fallback: Fallback = fallback
+
+    async def refusal(self, websocket: WebSocket) -> Reject | None:
+        raise NotImplementedError
+
+    def fallback_outcome(self) -> Outcome | None:
+        return None
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        refusal = await self.refusal(websocket)
+        if refusal is not None:
+            await refuse(
+                websocket,
+                refusal,
+                self.policy,
+                fallback=self.fallback,
+                outcome=self.fallback_outcome(),
+            )
+
+
+class _Authenticate(_PreUpgradeCheck):
+    def __init__(self, check: Check, realm: str, policy: Policy, fallback: Fallback) -> None:
+        super().__init__(policy, fallback)
+        self.check = callable_or_none(check, "check")
+        self.unauthorized = Reject.unauthorized(realm=realm)
+
+    async def refusal(self, websocket: WebSocket) -> Reject | None:
+        return await refusal_from(self.check, websocket, self.unauthorized)
+
+
+def authenticate(
+    check: Check,
+    *,
+    realm: str = "websocket",
+    policy: Policy = DEFAULT,
+    fallback: Fallback = "accept_close",
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """A dependency refusing the upgrade when ``check(websocket)`` fails.
+
+    ``check`` (sync or async) returns ``True``, ``False`` (HTTP 401 with
+    ``WWW-Authenticate: Bearer realm=...``) or a ``Reject``; an exception in it is logged
+    and answered 401. In FastAPI::
+
+        @app.websocket("/jobs/{job_id}", dependencies=[Depends(authenticate(token_ok))])
+
+    FastAPI runs a route's ``dependencies`` first, in order, then the endpoint's own
+    parameters' dependencies, so this check runs before any dependency of yours. In a plain
+    Starlette endpoint, ``await authenticate(token_ok)(websocket)`` first thing, or use the
+    ``@authenticated`` decorator. Compare tokens with ``hmac.compare_digest``.
+    """
+    return _Authenticate(check, realm, policy, fallback)
+
+
+class _Admit(_PreUpgradeCheck):
+    def __init__(
+        self, connections: Connections, retry_after: int | None, policy: Policy, fallback: Fallback
+    ) -> None:
+        super().__init__(policy, fallback)
+        self.connections = instance(connections, Connections, "connections")
+        self.unavailable = Reject.unavailable(retry_after)
+
+    async def refusal(self, websocket: WebSocket) -> Reject | None:  # noqa: ARG002
+        if self.connections.full or self.connections.draining:
+            return self.unavailable
+        return None
+
+    def fallback_outcome(self) -> Outcome:
+        return Outcome.RESTARTING if self.connections.draining else Outcome.OVERLOADED
+
+
+def admit(
+    connections: Connections,
+    *,
+    retry_after: int | None = None,
+    policy: Policy = DEFAULT,
+    fallback: Fallback = "accept_close",
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """A dependency refusing the upgrade with HTTP 503 (``Retry-After`` when given) while
+    ``connections`` is full or draining (fallback: 1013, or 1012 while draining). ``guard``
+    alone accepts the extra connection and closes it with 1013 (1012) instead, which
+    browsers can read."""
+    return _Admit(connections, retry_after, policy, fallback)
+
+
+Origin = str | re.Pattern[str] | None
+
+
+class _CheckOrigin(_PreUpgradeCheck):
+    def __init__(self, origins: Iterable[Origin], policy: Policy, fallback: Fallback) -> None:
+        super().__init__(policy, fallback)
+        self.origins = tuple(origins)
+        for origin in self.origins:
+            if origin is not None and not isinstance(origin, str | re.Pattern):
+                raise TypeError(f"origins must hold str, re.Pattern or None, not {origin!r}")
+
+    async def refusal(self, websocket: WebSocket) -> Reject | None:
+        origin = websocket.headers.get("origin")
+        for allowed in self.origins:
+            if allowed is None:
+                if origin is None:
+                    return None
+            elif origin is not None and (
+                origin == allowed
+                if isinstance(allowed, str)
+                else allowed.fullmatch(origin) is not None
+            ):
+                return None
+        return Reject.forbidden()
+
+
+def check_origin(
+    origins: Iterable[Origin], *, policy: Policy = DEFAULT, fallback: Fallback = "accept_close"
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """A dependency refusing the upgrade with HTTP 403 unless the ``Origin`` header is one
+    of ``origins`` (exact strings, or compiled patterns that must match it whole; include
+    ``None`` to let clients without an ``Origin`` through, as most non-browser clients are).
+
+    Browsers send cookies with the handshake and neither Starlette nor uvicorn checks
+    ``Origin``: without this any web page can open a WebSocket to your app in its
+    visitor's name (cross-site WebSocket hijacking). The same semantics as ``websockets``'
+    own ``origins=``.
+    """
+    return _CheckOrigin(origins, policy, fallback)
 
 
 P = ParamSpec("P")
-Check = Callable[[WebSocket], "bool | Reject | Awaitable[bool | Reject]"]
 
 
 def _find_websocket(args: tuple[Any, ...], kwargs: dict[str, Any]) -> WebSocket:
     for value in (*args, *kwargs.values()):
         if isinstance(value, WebSocket):
             return value
-    raise ValueError("the endpoint received no WebSocket argument")
+    raise TypeError("the endpoint received no WebSocket argument")
 
 
 def authenticated(
@@ -225,63 +474,20 @@ def authenticated(
     policy: Policy = DEFAULT,
     fallback: Fallback = "accept_close",
 ) -> Callable[[Callable[P, Awaitable[None]]], Callable[P, Awaitable[None]]]:
-    """Decorate a Starlette or FastAPI WebSocket endpoint with a pre-upgrade check.
+    """``authenticate`` as a decorator for a Starlette or FastAPI WebSocket endpoint.
 
-    ``check(websocket)`` (sync or async) returns ``True``, ``False`` (401 with
-    ``WWW-Authenticate: Bearer realm=...``) or a ``Reject``. An exception in the check is
-    logged and answered 401. The endpoint keeps its signature, so FastAPI's dependency
-    injection still works.
+    The endpoint keeps its signature, so FastAPI still injects its dependencies, but they
+    run before the check (FastAPI solves them, then calls the endpoint): prefer the
+    dependency, first in the route's ``dependencies``, when they do work of their own.
     """
-    unauthorized = Reject.unauthorized(realm=realm)
+    dependency = authenticate(check, realm=realm, policy=policy, fallback=fallback)
 
     def decorate(endpoint: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         @functools.wraps(endpoint)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-            websocket = _find_websocket(args, kwargs)
-            refusal = await refusal_from(check, websocket, unauthorized)
-            if refusal is not None:
-                await reject(websocket, refusal, policy, fallback=fallback)
-                return
+            await dependency(_find_websocket(args, kwargs))
             await endpoint(*args, **kwargs)
 
         return wrapper
 
     return decorate
-
-
-def admitted(
-    max_connections: int,
-    *,
-    retry_after: int | None = None,
-    policy: Policy = DEFAULT,
-    fallback: Fallback = "accept_close",
-) -> Callable[[Callable[P, Awaitable[None]]], Callable[P, Awaitable[None]]]:
-    """Decorate an endpoint to refuse with HTTP 503 (``Retry-After``) before the upgrade
-    while ``max_connections`` guarded connections are open. For browsers prefer
-    ``guard(..., max_connections=N)``, which accepts and closes with 1013.
-    """
-    positive_limit(max_connections)
-    unavailable = Reject.unavailable(retry_after)
-
-    def decorate(endpoint: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
-        @functools.wraps(endpoint)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-            if len(registry) >= max_connections:
-                await reject(_find_websocket(args, kwargs), unavailable, policy, fallback=fallback)
-                return
-            await endpoint(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def server_max_size(policy: Policy = DEFAULT) -> int:
-    """The server-side message limit that matches ``policy``: ``InboundPolicy.max_bytes``.
-
-    Pass it as uvicorn's ``ws_max_size`` (``--ws-max-size``) or hypercorn's
-    ``websocket_max_message_size`` so the server refuses oversized messages before
-    buffering them. Where the server allows more, the policy's own check still closes
-    with the profile's code (1009 "Message too large" under the default profile).
-    """
-    return policy.inbound.max_bytes

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile
-from ..adapters.connection import PolicyConnection
+from ..adapters.connection import Closed, PolicyConnection
 
 logger = logging.getLogger("ws_close_policy.demo")
 
@@ -77,30 +77,28 @@ async def run_job(conn: PolicyConnection, job_id: str, settings: DemoSettings) -
     """Produce the job's messages, then close with its outcome."""
     kind = job_id.split("-", 1)[0]
     if kind == "slow":
-        while True:
+        while True:  # until cancelled, drained or the client leaves (send raises Closed)
             await asyncio.sleep(settings.step_seconds)
-            if not await conn.send(envelope("job_progress", job_id, {"progress": None})):
-                return
+            await conn.send(envelope("job_progress", job_id, {"progress": None}))
     for step in range(1, PROGRESS_STEPS + 1):
         await asyncio.sleep(settings.step_seconds)
         progress = {"progress": step / PROGRESS_STEPS, "processed": step, "total": PROGRESS_STEPS}
-        if not await conn.send(envelope("job_progress", job_id, progress)):
-            return
+        await conn.send(envelope("job_progress", job_id, progress))
     if kind == "fail":
         await conn.send(envelope("error", job_id, {"error": "Job failed"}))
         await conn.close(Outcome.FAILED)
-    elif kind == "big":
-        limit = conn.session.policy.outbound.max_bytes
-        if await conn.send(envelope("job_complete", job_id, {"rows": big_result_rows(limit)})):
-            await conn.close(Outcome.COMPLETED)
-    else:
-        if await conn.send(envelope("job_complete", job_id, {"rows": ["row 1", "row 2"]})):
-            await conn.close(Outcome.COMPLETED)
+        return
+    limit = conn.session.policy.outbound.max_bytes
+    rows = big_result_rows(limit) if kind == "big" else ["row 1", "row 2"]
+    await conn.send(envelope("job_complete", job_id, {"rows": rows}))  # 1009 if too big
+    await conn.close(Outcome.COMPLETED)
 
 
 async def _run_guarded(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
     try:
         await run_job(conn, job_id, settings)
+    except Closed:
+        return  # the connection is over: nothing more to send
     except Exception:  # a bug in a job must still reach the client as 1011
         logger.exception("job %s failed", job_id)
         await conn.close(Outcome.FAILED)
@@ -108,8 +106,7 @@ async def _run_guarded(conn: PolicyConnection, job_id: str, settings: DemoSettin
 
 async def handle(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
     """One connection: run the job while answering the client's messages."""
-    if not await conn.send(envelope("job_started", job_id)):
-        return
+    await conn.send(envelope("job_started", job_id))
     job = asyncio.create_task(_run_guarded(conn, job_id, settings))
     try:
         async for message in conn:

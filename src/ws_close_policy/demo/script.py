@@ -24,7 +24,7 @@ from .. import (
 from .client import Observation, observe
 from .jobs import DemoSettings
 from .probe import BAD_INPUTS
-from .servers import Adapter, drain, running
+from .servers import Adapter, Served, running
 
 MAX_CONNECTIONS = 3
 BAD_TOKEN = "expired-token"
@@ -62,10 +62,10 @@ def _advice_text(code: int | None, profile: Profile) -> str:
 
 
 class Demo:
-    def __init__(self, adapter: Adapter, profile: Profile, uri: str, token: str) -> None:
-        self.adapter = adapter
+    def __init__(self, served: Served, profile: Profile, token: str) -> None:
+        self.served = served
         self.profile = profile
-        self.uri = uri
+        self.uri = served.uri
         self.token = token
         self.rows: list[Row] = []
 
@@ -175,7 +175,8 @@ class Demo:
 
         async def one_more() -> None:
             extra.append(await observe(self.job("slow-extra"), wait_first=False))
-            await drain(self.adapter, window=0.0)
+            for held in self.served.connections:  # let the held jobs go
+                await held.close(Outcome.COMPLETED)
 
         await self._holding(MAX_CONNECTIONS, one_more)
         self.record(
@@ -187,7 +188,7 @@ class Demo:
 
     async def drain(self) -> None:
         async def sigterm() -> None:
-            await drain(self.adapter, window=0.5)
+            await self.served.connections.drain(window=0.5)
 
         seen = await self._holding(2, sigterm)
         self.record("server restarts (SIGTERM)", "-", Outcome.RESTARTING, seen[0])
@@ -197,8 +198,8 @@ async def run_demo(adapter: Adapter, profile: Profile, token: str = "demo-token"
     settings = DemoSettings(
         token=token, profile=profile, max_connections=MAX_CONNECTIONS, step_seconds=0.1
     )
-    async with running(adapter, settings) as uri:
-        return await Demo(adapter, profile, uri, token).run()
+    async with running(adapter, settings) as served:
+        return await Demo(served, profile, token).run()
 
 
 def render_rows(rows: list[Row]) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from ..adapters.connection import Connections, server_max_size
 from .jobs import DemoSettings, handle
 
 Adapter = Literal["websockets", "starlette"]
@@ -37,22 +40,28 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _token_matches(given: str | None, expected: str) -> bool:
+    return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
 @asynccontextmanager
-async def _websockets_server(sock: socket.socket, settings: DemoSettings) -> AsyncIterator[Any]:
+async def _websockets_server(
+    sock: socket.socket, settings: DemoSettings, connections: Connections
+) -> AsyncIterator[Any]:
     from websockets.asyncio.server import ServerConnection, serve
 
     from ..adapters import websockets as adapter
 
     def token_ok(request: Any) -> bool:
         job_id, query = _job_and_query(request.path)
-        return job_id is not None and query.get("token") == settings.token
+        return job_id is not None and _token_matches(query.get("token"), settings.token)
 
     async def handler(ws: ServerConnection) -> None:
         assert ws.request is not None
         job_id, query = _job_and_query(ws.request.path)
         assert job_id is not None  # authenticate() let it through
         policy = settings.policy(summary=query.get("summary") == "1")
-        async with adapter.guard(ws, policy, max_connections=settings.max_connections) as conn:
+        async with adapter.guard(ws, policy, connections=connections) as conn:
             await handle(conn, job_id, settings)
 
     options = adapter.serve_options(settings.policy(summary=False))
@@ -61,7 +70,7 @@ async def _websockets_server(sock: socket.socket, settings: DemoSettings) -> Asy
         yield server
 
 
-def _starlette_app(settings: DemoSettings) -> Any:
+def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
@@ -69,33 +78,31 @@ def _starlette_app(settings: DemoSettings) -> Any:
     from ..adapters import starlette as adapter
 
     def token_ok(websocket: WebSocket) -> bool:
-        return websocket.query_params.get("token") == settings.token
+        return _token_matches(websocket.query_params.get("token"), settings.token)
 
     @adapter.authenticated(token_ok, realm="jobs")
     async def jobs(websocket: WebSocket) -> None:
         job_id = websocket.path_params["job_id"]
         policy = settings.policy(summary=websocket.query_params.get("summary") == "1")
-        async with adapter.guard(
-            websocket, policy, max_connections=settings.max_connections
-        ) as conn:
+        async with adapter.guard(websocket, policy, connections=connections) as conn:
             await handle(conn, job_id, settings)
 
     return Starlette(routes=[WebSocketRoute("/jobs/{job_id}", jobs)])
 
 
 @asynccontextmanager
-async def _starlette_server(sock: socket.socket, settings: DemoSettings) -> AsyncIterator[Any]:
+async def _starlette_server(
+    sock: socket.socket, settings: DemoSettings, connections: Connections
+) -> AsyncIterator[Any]:
     import uvicorn
-
-    from ..adapters.starlette import server_max_size
 
     # Twice the policy's limit: a message just over it reaches the policy, which answers
     # with the profile's reason; a far larger one is still refused by uvicorn unbuffered.
     config = uvicorn.Config(
-        _starlette_app(settings),
+        _starlette_app(settings, connections),
         lifespan="off",
         log_level="warning",
-        ws_max_size=2 * server_max_size(settings.policy(summary=False)),
+        ws_max_size=server_max_size(settings.policy(summary=False)),
     )
     server = _uvicorn_server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -122,30 +129,28 @@ def _uvicorn_server(config: Any) -> Any:
     return DemoServer(config)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running demo server: its base URI (``ws://host:port``) and its connections."""
+
+    uri: str
+    connections: Connections
+
+
 @asynccontextmanager
 async def running(
     adapter: Adapter, settings: DemoSettings, host: str = "127.0.0.1", port: int = 0
-) -> AsyncIterator[str]:
-    """Serve the reference app; yields its base URI (``ws://host:port``)."""
+) -> AsyncIterator[Served]:
+    """Serve the reference app until the block ends."""
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
+    connections = Connections(max_open=settings.max_connections, drain_window=DRAIN_WINDOW)
     runner = _websockets_server if adapter == "websockets" else _starlette_server
     try:
-        async with runner(sock, settings):
-            yield f"ws://{host}:{actual}"
+        async with runner(sock, settings, connections):
+            yield Served(f"ws://{host}:{actual}", connections)
     finally:
         sock.close()
-
-
-async def drain(adapter: Adapter, window: float = DRAIN_WINDOW) -> int:
-    """Close every open job with 1012, spread over ``window`` seconds."""
-    if adapter == "websockets":
-        from ..adapters.websockets import drain as drain_websockets
-
-        return await drain_websockets(window=window)
-    from ..adapters.starlette import drain as drain_starlette
-
-    return await drain_starlette(window=window)
 
 
 async def serve_until_signalled(
@@ -161,29 +166,20 @@ async def serve_until_signalled(
     SIGUSR1 prints one JSON line of statistics (open tasks and guarded connections) to
     stdout, for the load test's leak checks.
     """
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, _print_stats, adapter)
-    try:
-        async with running(adapter, settings, host, port) as uri:
+    async with running(adapter, settings, host, port) as served:
+        loop.add_signal_handler(signal.SIGUSR1, _print_stats, served.connections)
+        try:
             if ready is not None:
-                result = ready(uri)
+                result = ready(served.uri)
                 if result is not None:
                     await result
-            await stop.wait()
-            closed = await drain(adapter)
+            closed = await served.connections.drain_on_signal()
             logger.info("drained %d connection(s) with 1012", closed)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-            loop.remove_signal_handler(sig)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
 
 
-def _print_stats(adapter: Adapter) -> None:
-    if adapter == "websockets":
-        from ..adapters.websockets import registry
-    else:
-        from ..adapters.starlette import registry
-    stats = {"tasks": len(asyncio.all_tasks()), "guarded": len(registry)}
+def _print_stats(connections: Connections) -> None:
+    stats = {"tasks": len(asyncio.all_tasks()), "guarded": len(connections)}
     print(json.dumps(stats), flush=True)
