@@ -1,0 +1,126 @@
+"""The test apps every stack serves: one Starlette app (for the ASGI servers) and one
+`websockets` server, answering the same job protocol (tests/job_protocol.py).
+
+Run as real server processes by tests/adapters/stacks.py:
+
+    uvicorn tests.adapters.apps:app            granian --interface asgi tests.adapters.apps:app
+    hypercorn tests.adapters.apps:app          daphne tests.adapters.apps:app
+    python -m tests.adapters.apps PORT         (the websockets server)
+
+Paths: ``/jobs?token=demo-token`` (the job protocol, behind ``authenticate``) and
+``/stats`` (a JSON dump of what the push loops saw, for tests to read). The drain window
+comes from ``WS_TEST_DRAIN_WINDOW`` (seconds, default 1.0); ``WS_TEST_PROFILE=private``
+selects the private-code profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import Depends, FastAPI
+from starlette.websockets import WebSocket
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request
+
+from tests import job_protocol
+from ws_close_policy import InboundPolicy, OutboundPolicy, Policy, Profile, Violation
+from ws_close_policy.adapters import starlette as starlette_adapter
+from ws_close_policy.adapters import websockets as websockets_adapter
+from ws_close_policy.adapters.connection import Connections, server_max_size
+
+TOKEN = b"demo-token"
+
+# For servers that send only 1000 and 3000-4999 (daphne): every other code 1xxx moved to
+# 4xxx, as docs/adapters.md shows. Chosen with WS_TEST_PROFILE=private.
+base = Profile.ACTIONABLE
+PRIVATE = base.derive(
+    "private",
+    violations={v: 3000 + base.violations[v].code for v in Violation},
+    outcomes={o: 3000 + r.code for o, r in base.outcomes.items() if r.code != 1000},
+    client_actions={3000 + code: action for code, action in base.client_actions.items()},
+)
+POLICY = Policy(
+    InboundPolicy(max_bytes=64 * 1024),
+    OutboundPolicy(max_bytes=job_protocol.OUTBOUND_LIMIT),
+    PRIVATE if os.environ.get("WS_TEST_PROFILE") == "private" else base,
+)
+DRAIN_WINDOW = float(os.environ.get("WS_TEST_DRAIN_WINDOW", "1.0"))
+#: The message limit to give each server (the policy's backstop).
+SERVER_MAX_SIZE = server_max_size(POLICY)
+
+# This process's connections and what its push loops saw (test code: module state is fine).
+connections = Connections(POLICY, drain_window=DRAIN_WINDOW)
+stats: dict[str, Any] = {"pushes": []}
+
+
+def _token_ok(token: str) -> bool:
+    return hmac.compare_digest(token.encode(), TOKEN)
+
+
+# --- the ASGI app (FastAPI on Starlette) -----------------------------------------------------
+
+
+def _starlette_token_ok(websocket: WebSocket) -> bool:
+    return _token_ok(websocket.query_params.get("token", ""))
+
+
+app = FastAPI(lifespan=connections.lifespan)
+
+
+@app.websocket(
+    "/jobs",
+    dependencies=[Depends(starlette_adapter.authenticate(_starlette_token_ok, policy=POLICY))],
+)
+async def jobs(websocket: WebSocket) -> None:
+    async with starlette_adapter.guard(websocket, POLICY, connections=connections) as conn:
+        await job_protocol.serve_job(conn, stats)
+
+
+@app.websocket("/stats")
+async def show_stats(websocket: WebSocket) -> None:
+    await websocket.accept()
+    # The lifespan's state holds this app's Connections (where the server runs lifespans).
+    in_state = getattr(websocket.state, "connections", None)
+    open_now = len(connections) if in_state is None else len(in_state)
+    seen = {**stats, "open": open_now, "state": in_state is not None}
+    await websocket.send_text(json.dumps(seen))
+    await websocket.close()
+
+
+# --- the websockets server -------------------------------------------------------------------
+
+
+def _websockets_token_ok(request: Request) -> bool:
+    query = parse_qs(urlsplit(request.path).query)
+    return _token_ok(query.get("token", [""])[0])
+
+
+async def handler(ws: ServerConnection) -> None:
+    assert ws.request is not None
+    if urlsplit(ws.request.path).path == "/stats":
+        await ws.send(json.dumps({**stats, "open": len(connections), "state": False}))
+        return
+    async with websockets_adapter.guard(ws, POLICY, connections=connections) as conn:
+        await job_protocol.serve_job(conn, stats)
+
+
+def _check(request: Request) -> bool:
+    return urlsplit(request.path).path == "/stats" or _websockets_token_ok(request)
+
+
+async def main(port: int) -> None:
+    hook = websockets_adapter.authenticate(_check)
+    options = websockets_adapter.serve_options(POLICY)
+    async with serve(handler, "127.0.0.1", port, process_request=hook, **options):
+        print("ready", flush=True)
+        await connections.drain_on_signal()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))

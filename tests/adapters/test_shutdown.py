@@ -1,0 +1,149 @@
+"""A deploy: real server processes, started as users start them, sent SIGTERM while clients
+are connected. Every client sees the policy's 1012 with its reason, the closes spread over
+the drain window, and the server then exits on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.adapters.stacks import Server, server_process
+from tests.wire import run
+from ws_close_policy.adapters.connection import CLOSE_TIMEOUT
+
+WINDOW = 1.5  # the test app's drain window (WS_TEST_DRAIN_WINDOW), in seconds
+GRACE = 3.0  # for the server to stop once every connection is closed
+CLIENTS = 8
+#: The exit status each server gives after SIGTERM, with or without this library: uvicorn
+#: re-raises the signal once it has shut down gracefully (so 143, killed by SIGTERM, from a
+#: shell); hypercorn and the websockets runner exit 0.
+EXIT_STATUS: dict[str, dict[signal.Signals, int]] = {
+    "websockets": {},
+    "uvicorn-websockets-sansio": {signal.SIGTERM: -signal.SIGTERM},
+    "uvicorn-wsproto": {signal.SIGTERM: -signal.SIGTERM},
+    "hypercorn": {},
+}
+#: The one line each server needs (docs/adapters.md): hypercorn must run the app in its own
+#: process to see the signal, and wait longer than the drain window for connections.
+OPTIONS = {"hypercorn": ("--workers", "0", "--graceful-timeout", "5")}
+
+
+@pytest.fixture(params=list(EXIT_STATUS))
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    env = {"WS_TEST_DRAIN_WINDOW": str(WINDOW)}
+    options = OPTIONS.get(request.param, ())
+    with server_process(request.param, tmp_path, *options, **env) as running:
+        yield running
+
+
+async def _held(uri: str, opened: asyncio.Event, count: list[int]) -> tuple[Any, float]:
+    """Connect and wait for the server's close: (code, reason), and when it came."""
+    async with connect(uri, close_timeout=30) as ws:
+        count.append(1)
+        if len(count) == CLIENTS:
+            opened.set()
+        with contextlib.suppress(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 30)
+        received = ws.protocol.close_rcvd
+        seen = None if received is None else (int(received.code), received.reason)
+        return seen, time.monotonic()
+
+
+async def _late(uri: str) -> str:
+    """What a client connecting during the drain gets."""
+    try:
+        async with connect(uri, open_timeout=5) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            received = ws.protocol.close_rcvd
+            return "no close frame" if received is None else str(int(received.code))
+    except InvalidStatus as exc:
+        return f"HTTP {exc.response.status_code}"
+    except OSError:
+        return "connection refused"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_drains_every_client_with_1012_over_the_window(
+    server: Server, sig: signal.Signals
+) -> None:
+    uri = server.uri + "/jobs?token=demo-token"
+
+    async def scenario() -> tuple[list[tuple[Any, float]], float, str]:
+        opened = asyncio.Event()
+        count: list[int] = []
+        clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
+        await asyncio.wait_for(opened.wait(), 20)
+        await asyncio.sleep(0.2)  # every handler is in its guard block
+        sent = time.monotonic()
+        server.process.send_signal(sig)
+        await asyncio.sleep(0.2)
+        late = await _late(uri)
+        return await asyncio.gather(*clients), sent, late
+
+    results, sent, late = run(scenario(), timeout=60)
+    closes = [seen for seen, _ in results]
+    assert closes == [(1012, "Service restarting")] * CLIENTS, server.output()
+    offsets = sorted(at - sent for _, at in results)
+    assert offsets[-1] < WINDOW + 1.0  # within the window (plus the round trips)
+    assert offsets[-1] - offsets[0] > WINDOW / 4  # spread, not all at once
+    status = server.process.wait(timeout=GRACE + WINDOW)
+    assert status == EXIT_STATUS[server.stack].get(sig, 0), server.output()
+    # A client arriving during the drain: guard closes it with 1012 where the server still
+    # accepts; hypercorn stops accepting at once.
+    assert late in ({"1012"} if server.stack != "hypercorn" else {"connection refused"})
+    assert "Traceback" not in server.output()
+
+
+def test_hypercorn_worker_processes_give_the_app_no_notice(tmp_path: Path) -> None:
+    # `hypercorn app:app` runs the app in a worker process that never sees the signal: the
+    # parent tells it to stop through an internal event. The app learns nothing until
+    # hypercorn cancels its handlers at the end of the graceful timeout; guard then closes
+    # with 1001 "Going away" (not a dropped connection).
+    with server_process("hypercorn", tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
+        uri = running.uri + "/jobs?token=demo-token"
+
+        async def scenario() -> list[tuple[Any, float]]:
+            opened = asyncio.Event()
+            count: list[int] = []
+            clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
+            await asyncio.wait_for(opened.wait(), 20)
+            running.process.send_signal(signal.SIGTERM)
+            return list(await asyncio.gather(*clients))
+
+        results = run(scenario(), timeout=60)
+        assert [seen for seen, _ in results] == [(1001, "Going away")] * CLIENTS
+        assert running.process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("stack", ["granian", "daphne"])
+def test_servers_that_drop_every_websocket_at_once(stack: str, tmp_path: Path) -> None:
+    # granian closes every socket itself as soon as it gets SIGTERM, and daphne has no
+    # lifespan and no shutdown hook: no app can drain there (docs/adapters.md). Clients see
+    # the connection drop without a close frame, and the server still exits on its own.
+    with server_process(stack, tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
+        uri = running.uri + "/jobs?token=demo-token"
+
+        async def scenario() -> tuple[list[tuple[Any, float]], float]:
+            opened = asyncio.Event()
+            count: list[int] = []
+            clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
+            await asyncio.wait_for(opened.wait(), 20)
+            await asyncio.sleep(0.2)
+            sent = time.monotonic()
+            running.process.send_signal(signal.SIGTERM)
+            return list(await asyncio.gather(*clients)), sent
+
+        results, sent = run(scenario(), timeout=60)
+        assert [seen for seen, _ in results] == [None] * CLIENTS
+        assert max(at for _, at in results) - sent < WINDOW / 2  # at once, not drained
+        assert running.process.wait(timeout=CLOSE_TIMEOUT + GRACE) == 0, running.output()
