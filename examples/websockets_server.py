@@ -2,16 +2,26 @@
 
 import asyncio
 import hmac
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
 from ws_close_policy import Outcome, Policy
-from ws_close_policy.adapters.websockets import authenticate, guard, serve_options
+from ws_close_policy.adapters.websockets import (
+    Connections,
+    admit,
+    authenticate,
+    chain,
+    guard,
+    serve_options,
+)
 
 TOKEN = b"demo-token"
+JOBS = {"42"}
 policy = Policy()
+connections = Connections(policy, max_open=1000)  # this server's connections, nothing global
 
 
 def token_ok(request: Request) -> bool:
@@ -20,19 +30,30 @@ def token_ok(request: Request) -> bool:
 
 
 async def handler(ws: ServerConnection) -> None:
-    async with guard(ws, policy) as conn:  # 1000 when done, 1011 if this raises
+    job_id = urlsplit(ws.request.path).path.rpartition("/")[2] if ws.request else ""
+    async with guard(ws, policy, connections=connections) as conn:
+        if job_id not in JOBS:
+            await conn.close(4004, "Job not found")  # an application code
+            return
         async for message in conn:  # only valid messages: bad ones close 1002
             if message["type"] == "cancel":
                 await conn.close(Outcome.CANCELLED)  # 1001
             else:
-                await conn.send({"type": "pong"})  # 1009 if over 32 MiB
+                await conn.send({"type": "pong", "job": job_id})  # 1009 if too large
+    # Leaving the block closes 1000; an exception in it closes 1011 (and is logged).
 
 
 async def main(port: int = 8765) -> None:
-    auth = authenticate(token_ok)  # a refused token: HTTP 401 before the upgrade
-    async with serve(handler, "127.0.0.1", port, process_request=auth, **serve_options(policy)):
-        await asyncio.get_running_loop().create_future()  # serve until interrupted
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        process_request=chain(authenticate(token_ok), admit(connections)),  # HTTP 401, 503
+        origins=[None, "https://app.example.com"],  # another Origin: HTTP 403
+        **serve_options(policy),  # the server's message limit, merged with yours
+    ):
+        await connections.drain_on_signal()  # SIGTERM: each client gets 1012 within 5 s
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 8765))
