@@ -3,6 +3,7 @@ docs/ that ends in ``# SomeError: message`` raises that error with that message.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -43,3 +44,20 @@ def test_documented_error(doc: str, expr: str, error: str, message: str) -> None
         eval(expr, namespace)
     assert type(raised.value).__name__ == error
     assert str(raised.value).startswith(message.removesuffix("...").rstrip())
+
+
+PUBLIC_MODULES = [
+    "ws_close_policy",
+    "ws_close_policy.client",
+    "ws_close_policy.adapters.connection",
+    "ws_close_policy.adapters.websockets",
+    "ws_close_policy.adapters.starlette",
+]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_api_md_names_every_export(module: str) -> None:
+    api = (ROOT / "docs" / "api.md").read_text()
+    exported = importlib.import_module(module).__all__
+    missing = [name for name in exported if f"`{name}" not in api]
+    assert missing == [], f"docs/api.md does not name {missing} from {module}"
