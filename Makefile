@@ -4,6 +4,7 @@
 #   make test                      lint, format check, mypy --strict, pytest with coverage
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
+#   make bench-instructions        instructions per call under callgrind (needs valgrind)
 #   make dist                      the sdist and the wheel in dist/, checked by twine
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
 #   make fuzz SECONDS=600          the atheris fuzzers (corpus kept in fuzz/corpus/)
@@ -16,10 +17,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench bench-quick dist herd fuzz load lock clean docs
+.PHONY: help install test lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,12p' Makefile
 
 install: $(STAMP)
 
@@ -49,12 +50,17 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
 	$(BIN)/python benchmarks/outbound.py
+	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/e2e.py
+
+bench-instructions: $(STAMP)
+	$(BIN)/python benchmarks/instructions.py
 
 # A short version of every benchmark (a minute or two), for a quick look.
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py --quick
 	$(BIN)/python benchmarks/outbound.py --quick
+	$(BIN)/python benchmarks/fanout.py --quick
 	$(BIN)/python benchmarks/e2e.py --quick
 
 # The sdist and the pure-Python wheel in dist/, then twine's metadata check.

@@ -1,0 +1,114 @@
+"""Instructions per call (callgrind) of each decision against its hand-written equivalent.
+
+Run: make bench-instructions (or .venv/bin/python benchmarks/instructions.py [--calls N]
+[--only TEXT], TEXT picking the cases whose label contains it, e.g. "outbound"). Needs
+valgrind. The baselines are benchmarks/baselines.py, as in the timed benchmarks.
+
+Unlike the timed benchmarks, the counts do not depend on what else the machine is doing:
+the same process gives the same count every time, and ratios agree to about 2% between
+environments (the heap's layout moves a little of the allocator's work). They do not see
+memory stalls or branch mispredictions, so a ratio here can be lower than the timed one;
+the two together show whether extra time is extra work.
+
+Each case runs in its own process under callgrind making N calls (the garbage collector
+off, as timeit runs); one more process makes none. The difference divided by N is the cost
+of one call: interpreter start-up and imports cancel out.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+from baselines import hand_inbound, hand_outbound
+from inbound import batch, progress
+
+CODECS = ("json", "orjson", "msgspec")
+SIZES = ("200 B", "8 KB")
+
+
+def _texts() -> dict[str, str]:
+    return {"200 B": json.dumps(progress(1), separators=(",", ":")), "8 KB": batch(8_000)}
+
+
+def _pairs() -> list[tuple[str, str, str]]:
+    """(label, baseline, candidate): names of entries in _calls()."""
+    pairs = []
+    for direction in ("inbound", "outbound"):
+        for size in SIZES:
+            for codec in CODECS:
+                label = f"{size} {codec}: decide_{direction} / by hand"
+                pairs.append((label, f"hand {direction} {codec} {size}", label))
+    return pairs
+
+
+def _calls() -> dict[str, Callable[[], object]]:
+    from ws_close_policy import InboundPolicy, OutboundPolicy, Policy
+    from ws_close_policy import decide_inbound as inbound
+    from ws_close_policy import decide_outbound as outbound
+
+    calls: dict[str, Callable[[], object]] = {}
+    for size, text in _texts().items():
+        message = json.loads(text)
+        for codec in CODECS:
+            policy = Policy(InboundPolicy(codec=codec), OutboundPolicy(codec=codec))
+            receive, send = hand_inbound(codec), hand_outbound(codec)
+            calls[f"hand inbound {codec} {size}"] = lambda r=receive, t=text: r(t)
+            calls[f"hand outbound {codec} {size}"] = lambda s=send, m=message: s(m)
+            by = f"{size} {codec}: decide_"
+            calls[f"{by}inbound / by hand"] = lambda p=policy, t=text: inbound(t, p)
+            calls[f"{by}outbound / by hand"] = lambda p=policy, m=message: outbound(m, p)
+    return calls
+
+
+def _child(name: str, calls: int) -> None:
+    call = _calls()[name]
+    gc.disable()
+    for _ in range(calls):
+        call()
+
+
+def _instructions(name: str, calls: int) -> int:
+    """Instructions callgrind counts for a whole child process making ``calls`` calls."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--child", name, str(calls)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def _option(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2], int(sys.argv[3]))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return 1
+    calls = int(_option("--calls", "2000"))
+    only = _option("--only", "")
+    print(f"# CPython {sys.version.split()[0]}")
+    print(f"# instructions per call (callgrind, {calls} calls, PYTHONHASHSEED=0)")
+    print(f"{'case':44} {'by hand':>10} {'decision':>10} {'ratio':>7}")
+    start_up = _instructions("hand inbound json 200 B", 0)
+    for label, baseline, candidate in [pair for pair in _pairs() if only in pair[0]]:
+        base = (_instructions(baseline, calls) - start_up) / calls
+        cand = (_instructions(candidate, calls) - start_up) / calls
+        print(f"{label:44} {base:10,.0f} {cand:10,.0f} {cand / base:7.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
