@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
@@ -139,3 +140,14 @@ def test_messages_helper_and_retry_after_parsing() -> None:
     assert _retry_after("12") == 12.0
     assert _retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
     assert _retry_after(None) is None
+
+
+def test_reconnecting_checks_its_arguments_when_built() -> None:
+    with pytest.raises(TypeError, match="uri must be a str, not int"):
+        reconnecting(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="uri must start with ws:// or wss://"):
+        reconnecting("http://127.0.0.1/")
+    with pytest.raises(TypeError, match="refresh must be callable or None, not str"):
+        reconnecting("ws://127.0.0.1/", refresh="nope")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sleep must be callable, not str"):
+        reconnecting("ws://127.0.0.1/", sleep="x")  # type: ignore[arg-type]

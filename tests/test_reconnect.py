@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ws_close_policy import (
+    Outcome,
     Profile,
     ReconnectAction,
     ReconnectAdvice,
@@ -293,3 +294,19 @@ def test_handshake_failure_needs_an_error_status() -> None:
         client.on_handshake_failure(200)
     with pytest.raises(TypeError, match="status"):
         client.on_handshake_failure("503")  # type: ignore[arg-type]
+
+
+def test_a_profile_s_own_restart_code_gets_the_restart_window() -> None:
+    private = Profile.ACTIONABLE.derive(
+        "private", outcomes={Outcome.RESTARTING: 4012}, client_actions={4012: ReconnectAction.RETRY}
+    )
+    advice = advise_reconnect(4012, 0, ReconnectPolicy(profile=private))
+    assert advice.window == (5.0, 30.0)
+    assert advise_reconnect(4012, 0).window == (0.0, 1.0)  # another profile: a private code
+
+
+def test_an_application_code_listed_in_the_profile_stops_the_client() -> None:
+    # docs/reconnect.md: "Your application's codes".
+    jobs = Profile.ACTIONABLE.derive("jobs", client_actions={4004: ReconnectAction.STOP})
+    assert advise_reconnect(4004, 0, ReconnectPolicy(profile=jobs)).action is ReconnectAction.STOP
+    assert advise_reconnect(4004, 0).action is ReconnectAction.RETRY  # unlisted: its band

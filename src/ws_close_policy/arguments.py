@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 __all__ = [
     "boolean",
     "callable_or_none",
+    "function",
     "instance",
     "integer",
     "mapping",
@@ -107,4 +108,11 @@ def callable_or_none(value: T, name: str) -> T:
     """``value`` if it is callable or ``None``, else ``TypeError``."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, not {_type_name(value)}")
+    return value
+
+
+def function(value: T, name: str) -> T:
+    """``value`` if it is callable, else ``TypeError``."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, not {_type_name(value)}")
     return value

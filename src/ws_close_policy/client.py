@@ -33,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "ws_close_policy.client needs websockets: pip install 'ws-close-policy[websockets]'"
     ) from exc
 
+from .arguments import callable_or_none, function, text
 from .enums import ReconnectAction
 from .reconnect import DEFAULT_RECONNECT, ReconnectAdvice, Reconnector, ReconnectPolicy
 
@@ -72,14 +73,16 @@ class Reconnecting:
         stable_after: float,
         connect_kwargs: dict[str, Any],
     ) -> None:
+        if not text(uri, "uri").startswith(("ws://", "wss://")):
+            raise ValueError(f"uri must start with ws:// or wss://, got {uri!r}")
         self.uri = uri
         self.headers: dict[str, str] = dict(connect_kwargs.pop("additional_headers", None) or {})
         self.reconnector = Reconnector(
             policy, random=random, clock=time.monotonic, stable_after=stable_after
         )
-        self._refresh = refresh
-        self._reduce_payload = reduce_payload
-        self._sleep = sleep
+        self._refresh = callable_or_none(refresh, "refresh")
+        self._reduce_payload = callable_or_none(reduce_payload, "reduce_payload")
+        self._sleep = function(sleep, "sleep")
         self._connect_kwargs = connect_kwargs
         self.advice: ReconnectAdvice | None = None
         self.history: list[ReconnectAdvice] = []

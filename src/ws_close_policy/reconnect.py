@@ -24,7 +24,7 @@ from typing import Final, Literal
 
 from .arguments import callable_or_none, instance, integer, non_negative_int, positive_number
 from .codes import CloseCode, describe
-from .enums import ReconnectAction
+from .enums import Outcome, ReconnectAction
 from .profile import Profile
 
 __all__ = [
@@ -94,8 +94,9 @@ class ReconnectPolicy:
     :param factor: growth of the ceiling per attempt (default 2.0, at least 1).
     :param cap: largest ceiling in seconds (default 60.0).
     :param max_attempts: attempts before giving up (default 10); attempt numbers start at 0.
-    :param restart_delay: after 1012 (service restart), a uniform delay in this window
-        (default 5-30 s, the IANA registry's guidance).
+    :param restart_delay: after 1012 (service restart), or the code the profile gives
+        ``Outcome.RESTARTING``, a uniform delay in this window (default 5-30 s, the IANA
+        registry's guidance).
     :param jitter: ``"full"`` (default) or ``"none"`` (exact ceilings, for tests); with
         ``"full"`` the delay is drawn with the ``random`` the caller passes.
     :param profile: the code -> action table (default ``Profile.ACTIONABLE``).
@@ -206,7 +207,8 @@ def _window(
     code: int, attempt: int, action: ReconnectAction, immediate: bool, policy: ReconnectPolicy
 ) -> tuple[tuple[float, float], float, str]:
     """The jitter window, the delay without jitter, and how it was chosen."""
-    if code == CloseCode.SERVICE_RESTART and action is ReconnectAction.RETRY:
+    restart_codes = (CloseCode.SERVICE_RESTART, policy.profile.outcomes[Outcome.RESTARTING].code)
+    if code in restart_codes and action is ReconnectAction.RETRY:
         low, high = policy.restart_delay
         return (low, high), low, f"service restarting, wait {low:g}-{high:g} s"
     if immediate or action is not ReconnectAction.RETRY:
@@ -279,7 +281,7 @@ class Reconnector:
         if advice.action is ReconnectAction.REFRESH_CREDENTIALS:
             if self._refreshing:
                 seen = "no close frame" if code is None else describe(code)
-                why = f"{seen}: credentials refused again right after a refresh: stop"
+                why = f"{seen}: credentials refused again on the next connection: stop"
                 return ReconnectAdvice(ReconnectAction.STOP, 0.0, why)
             self._refreshing = True
         else:

@@ -44,7 +44,9 @@ class CloseEvent:
     (1005 when its close frame had no code), 1006 when the transport dropped with no close.
     ``reason`` is what was on the wire; ``violation``/``outcome``/``detail`` say why when we
     closed. ``closed_by`` says who closed first. ``duration`` is in seconds, from the
-    session's clock (``None`` when it was given none).
+    session's clock (``None`` when it was given none). ``messages_out`` and ``bytes_out``
+    count what the policy let through to the transport, including a last send the
+    transport could not deliver because the peer had left.
     """
 
     code: int

@@ -56,7 +56,8 @@ def _command(stack: str, port: int) -> list[str]:
                 "--port", str(port), APP]  # fmt: skip
     if stack == "daphne":
         return [python, "-m", "daphne", "-b", host, "-p", str(port),
-                "--websocket-max-message-size", str(SERVER_MAX_SIZE), APP]  # fmt: skip
+                "--websocket-max-message-size", str(SERVER_MAX_SIZE),
+                "--websocket-max-frame-size", str(SERVER_MAX_SIZE), APP]  # fmt: skip
     raise ValueError(f"unknown stack {stack!r}")
 
 
@@ -79,9 +80,14 @@ class Server:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            self.kill()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (its worker processes)."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
 
 def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -119,6 +125,7 @@ def started(name: str, argv: Sequence[str], port: int, tmp: Path, **env: str) ->
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            start_new_session=True,  # its own process group: workers are stopped with it
         )
     server = Server(name, f"ws://127.0.0.1:{port}", process, log)
     try:
@@ -128,3 +135,5 @@ def started(name: str, argv: Sequence[str], port: int, tmp: Path, **env: str) ->
         if process.poll() is None:
             with suppress(subprocess.TimeoutExpired):
                 server.stop()
+        with suppress(ProcessLookupError):  # a worker process left behind by the server
+            os.killpg(process.pid, signal.SIGKILL)

@@ -48,7 +48,7 @@ class FakeTransport:
             raise self.peer
         self.sent.append((data, text))
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:
         self.closes.append((code, reason))
         if self.peer is None:
             self.leave(code, reason)  # the peer answers with the same close
@@ -235,9 +235,11 @@ def test_drain_spreads_its_closes_over_the_window() -> None:
         for transport in transports:
             original = transport.close
 
-            async def timed(code: int, reason: str, original: Any = original) -> None:
+            async def timed(
+                code: int, reason: str, *, linger: bool = True, original: Any = original
+            ) -> None:
                 times.append(loop.time())
-                await original(code, reason)
+                await original(code, reason, linger=linger)
 
             transport.close = timed  # type: ignore[method-assign]
         held = [asyncio.create_task(_hold(guarded(t, connections=connections))) for t in transports]
@@ -253,6 +255,63 @@ def test_drain_spreads_its_closes_over_the_window() -> None:
     assert offsets[0] < 0.1
     assert 0.15 < offsets[1] < 0.35
     assert 0.35 < offsets[2] < 0.6
+
+
+def test_a_drain_with_no_window_hurries_an_earlier_one() -> None:
+    connections = Connections(drain_window=30.0)
+
+    async def scenario() -> tuple[list[FakeTransport], float, int, int]:
+        loop = asyncio.get_running_loop()
+        transports = [FakeTransport() for _ in range(3)]
+        held = [asyncio.create_task(_hold(guarded(t, connections=connections))) for t in transports]
+        await asyncio.sleep(0.01)
+        start = loop.time()
+        slow = asyncio.create_task(connections.drain())  # would take up to 30 s
+        await asyncio.sleep(0.05)
+        now = await connections.drain(window=0)
+        first = await slow
+        await asyncio.gather(*held)
+        return transports, loop.time() - start, first, now
+
+    transports, elapsed, first, now = run(scenario())
+    assert elapsed < 1.0
+    assert (first, now) == (3, 3)
+    assert all(t.closes == [(1012, "Service restarting")] for t in transports)
+
+
+def test_lifespan_second_signal_closes_the_rest_at_once() -> None:
+    calls: list[str] = []
+    connections = Connections(drain_window=30.0)
+
+    def servers_handler(signum: int, frame: Any) -> None:
+        calls.append(f"server handler, {len(connections)} open")
+
+    async def scenario() -> tuple[FakeTransport, float]:
+        loop = asyncio.get_running_loop()
+        transport = FakeTransport()
+        previous = signal.signal(signal.SIGTERM, servers_handler)
+        try:
+            async with connections.lifespan():
+                started = asyncio.Event()
+                held = asyncio.create_task(
+                    _hold(guarded(transport, connections=connections), started)
+                )
+                await started.wait()
+                start = loop.time()
+                signal.raise_signal(signal.SIGTERM)
+                await asyncio.sleep(0.05)
+                signal.raise_signal(signal.SIGTERM)
+                await held
+                await asyncio.sleep(0.05)
+                elapsed = loop.time() - start
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return transport, elapsed
+
+    transport, elapsed = run(scenario())
+    assert elapsed < 1.0
+    assert transport.closes == [(1012, "Service restarting")]
+    assert calls == ["server handler, 0 open"]  # once, after every connection closed
 
 
 def test_connections_opened_during_a_drain_are_closed_1012() -> None:

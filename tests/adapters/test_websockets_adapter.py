@@ -265,13 +265,36 @@ def test_serve_options_merge_with_yours() -> None:
     assert adapter.serve_options(policy) == {"max_size": 8192}
     assert adapter.serve_options(policy, max_size=5000) == {"max_size": 5000}  # stricter
     assert adapter.serve_options(policy, max_size=None) == {"max_size": 8192}
-    assert adapter.serve_options(policy, max_size=(6000, 1024)) == {"max_size": (6000, 1024)}
+    assert adapter.serve_options(policy, max_size=(6000, 5000)) == {"max_size": (6000, 5000)}
+    assert adapter.serve_options(policy, max_size=(None, 5000)) == {"max_size": (8192, 5000)}
     assert adapter.serve_options(policy, origins=["https://a.example"])["origins"] == [
         "https://a.example"
     ]
     assert "create_connection" not in adapter.serve_options(policy)  # nothing patched
-    with pytest.raises(ValueError, match="below the policy's inbound limit"):
+    with pytest.raises(ValueError, match="message limit of 1000 bytes is below the policy's"):
         adapter.serve_options(policy, max_size=1000)
+    # A fragment limit is a limit on single-frame messages too.
+    with pytest.raises(ValueError, match="fragment limit of 1024 bytes is below the policy's"):
+        adapter.serve_options(policy, max_size=(6000, 1024))
+    with pytest.raises(ValueError, match="max_size must be an int, None or a"):
+        adapter.serve_options(policy, max_size=(1, 2, 3))
+    for wrong in ("1MB", True, 5000.0):
+        with pytest.raises(TypeError, match="max_size must be an int"):
+            adapter.serve_options(policy, max_size=wrong)
+
+
+def test_argument_errors_name_the_argument_when_built() -> None:
+    connections = adapter.Connections()
+    with pytest.raises(TypeError, match="check must be callable, not NoneType"):
+        adapter.authenticate(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="connections must be a Connections, not str"):
+        adapter.admit("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="hook must be callable, not int"):
+        adapter.chain(adapter.admit(connections), 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="connection must be a websockets ServerConnection"):
+        adapter.guard("str")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="reject must be a Reject, not str"):
+        adapter.to_response("x")  # type: ignore[arg-type]
 
 
 def test_origins_are_checked_before_the_upgrade() -> None:

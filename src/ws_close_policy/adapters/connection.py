@@ -12,6 +12,7 @@ apps in one process share nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random as _random
@@ -24,7 +25,7 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ..actions import Accept, Close, Reject, Send
-from ..arguments import callable_or_none, instance, positive_int, positive_number
+from ..arguments import callable_or_none, function, instance, positive_int, positive_number
 from ..enums import Outcome
 from ..outbound import decide_outbound
 from ..policy import DEFAULT, Policy
@@ -78,9 +79,10 @@ class Transport(Protocol):
     async def send(self, data: str | bytes, text: bool) -> None:
         """Send one message; raises :class:`Closed` if the connection is closed."""
 
-    async def close(self, code: int, reason: str) -> None:
-        """Send a close frame, then read until the peer's close arrives, at most
-        :data:`CLOSE_TIMEOUT` seconds and :data:`CLOSE_READ_LIMIT` bytes; never raises."""
+    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:
+        """Send a close frame, then (``linger``) read until the peer's close arrives, at
+        most :data:`CLOSE_TIMEOUT` seconds and :data:`CLOSE_READ_LIMIT` bytes; never
+        raises. Without ``linger`` (the server is going away) return once it is sent."""
 
     def peer_close(self) -> Closed | None:
         """The peer's close as seen so far, if any."""
@@ -199,7 +201,9 @@ class PolicyConnection:
                 if close is not None:
                     await self._send_close(close)
             else:  # cancelled or interrupted: the server is going away
-                await asyncio.shield(self.close(Outcome.GOING_AWAY))
+                close = self.session.finish(Outcome.GOING_AWAY)
+                if close is not None:  # without lingering: the server is going away
+                    await asyncio.shield(self._send_close(close, linger=False))
             await self._finish()
         finally:
             if self._connections is not None:
@@ -296,8 +300,8 @@ class PolicyConnection:
             await self._send_close(result)
         return isinstance(result, Send)
 
-    async def _send_close(self, close: Close) -> None:
-        await self._transport.close(int(close.code), close.reason)
+    async def _send_close(self, close: Close, *, linger: bool = True) -> None:
+        await self._transport.close(int(close.code), close.reason, linger=linger)
         await self._finish()
 
     async def _finish(self) -> None:
@@ -363,9 +367,11 @@ class Connections:
         self.drain_window = positive_number(drain_window, "drain_window", zero=True)
         self.max_buffer = positive_int(max_buffer, "max_buffer")
         self.slow_after = positive_number(slow_after, "slow_after")
-        self._random = callable_or_none(random, "random")
+        self._random = function(random, "random")
         self._open: set[PolicyConnection] = set()
         self._draining = False
+        self._waiting: set[asyncio.Event] = set()  # one per drain still spreading its closes
+        self._signal_drain: asyncio.Task[int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __len__(self) -> int:
@@ -393,23 +399,34 @@ class Connections:
         """Close every open connection with ``outcome`` (1012 by default), each at a uniform
         random moment within ``window`` seconds (default ``drain_window``), so that their
         clients do not come back in one herd; returns how many it closed. From now on new
-        connections are closed or refused (see :attr:`draining`)."""
+        connections are closed or refused (see :attr:`draining`). ``window=0`` closes at
+        once, including the connections an earlier drain is still waiting to close."""
         spread = (
             self.drain_window if window is None else positive_number(window, "window", zero=True)
         )
         self._draining = True
+        if spread == 0:
+            for waiting in self._waiting:
+                waiting.set()
+        hurry = asyncio.Event()
+        self._waiting.add(hurry)
         connections = list(self._open)
 
         async def close_later(connection: PolicyConnection) -> None:
-            await asyncio.sleep(spread * self._random())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hurry.wait(), spread * self._random())
             await connection.close(outcome)
 
-        await asyncio.gather(*(close_later(c) for c in connections))
+        try:
+            await asyncio.gather(*(close_later(c) for c in connections))
+        finally:
+            self._waiting.discard(hurry)
         return len(connections)
 
     async def drain_on_signal(self, *signals: signal.Signals) -> int:
         """Wait for SIGTERM or SIGINT (or ``signals``), then drain; returns how many were
-        closed. For servers whose app owns the event loop, such as ``websockets.serve``::
+        closed. A second signal closes the rest at once. For servers whose app owns the
+        event loop, such as ``websockets.serve``::
 
             async with serve(handler, host, port):
                 await connections.drain_on_signal()
@@ -417,14 +434,20 @@ class Connections:
         wanted = signals or (signal.SIGTERM, signal.SIGINT)
         loop = asyncio.get_running_loop()
         received = asyncio.Event()
+
+        def on_signal() -> None:
+            if received.is_set():  # a second signal: close the rest now
+                self._spawn(self.drain(window=0))
+            received.set()
+
         for sig in wanted:
-            loop.add_signal_handler(sig, received.set)
+            loop.add_signal_handler(sig, on_signal)
         try:
             await received.wait()
+            return await self.drain()
         finally:
             for sig in wanted:
                 loop.remove_signal_handler(sig)
-        return await self.drain()
 
     @asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Any]]:  # noqa: ARG002
@@ -435,7 +458,7 @@ class Connections:
 
         On startup it chains a handler in front of the server's signal handlers: the first
         signal starts the drain, and the server's own handler runs once every connection
-        is closed (a second signal runs it at once). Its state holds ``connections``
+        is closed (a second signal closes the rest at once). Its state holds ``connections``
         (``websocket.state.connections`` in an endpoint). On shutdown whatever is still
         open is closed at once.
         """
@@ -476,11 +499,11 @@ class Connections:
         return restore
 
     def _on_signal(self, signum: int, frame: FrameType | None, previous: Any) -> None:
-        if self._draining:  # a second signal: the server's own handler, at once
-            _call_handler(previous, signum, frame)
+        if self._signal_drain is not None and not self._signal_drain.done():
+            self._spawn(self.drain(window=0))  # a second signal: close the rest now
             return
         logger.info("signal %d: draining %d websocket(s)", signum, len(self._open))
-        drained = self._spawn(self.drain())
+        drained = self._signal_drain = self._spawn(self.drain())
         drained.add_done_callback(lambda _: _call_handler(previous, signum, frame))
 
     def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:

@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
     ) from exc
 
 from ..actions import Reject
-from ..arguments import callable_or_none, instance
+from ..arguments import function, instance
 from ..codes import CloseCode
 from ..enums import Outcome
 from ..lifecycle import close_for
@@ -168,7 +168,7 @@ class _StarletteTransport:
 
     # --- closing ---------------------------------------------------------------------------
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:
         if self._closing:
             return
         self._closing = True
@@ -176,7 +176,7 @@ class _StarletteTransport:
         # the connection (granian, shutting down).
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                if await self._send_close(code, reason):
+                if await self._send_close(code, reason) and linger:
                     await self._until_peer_closes()
         except TimeoutError:
             logger.debug("no close frame from the client within %s s", CLOSE_TIMEOUT)
@@ -355,7 +355,7 @@ class _PreUpgradeCheck:
 class _Authenticate(_PreUpgradeCheck):
     def __init__(self, check: Check, realm: str, policy: Policy, fallback: Fallback) -> None:
         super().__init__(policy, fallback)
-        self.check = callable_or_none(check, "check")
+        self.check = function(check, "check")
         self.unauthorized = Reject.unauthorized(realm=realm)
 
     async def refusal(self, websocket: WebSocket) -> Reject | None:
@@ -406,14 +406,15 @@ def admit(
     connections: Connections,
     *,
     retry_after: int | None = None,
-    policy: Policy = DEFAULT,
+    policy: Policy | None = None,
     fallback: Fallback = "accept_close",
 ) -> Callable[[WebSocket], Awaitable[None]]:
     """A dependency refusing the upgrade with HTTP 503 (``Retry-After`` when given) while
-    ``connections`` is full or draining (fallback: 1013, or 1012 while draining). ``guard``
-    alone accepts the extra connection and closes it with 1013 (1012) instead, which
-    browsers can read."""
-    return _Admit(connections, retry_after, policy, fallback)
+    ``connections`` is full or draining (fallback: 1013, or 1012 while draining, under
+    ``policy``, by default ``connections.policy``). ``guard`` alone accepts the extra
+    connection and closes it with 1013 (1012) instead, which browsers can read."""
+    instance(connections, Connections, "connections")
+    return _Admit(connections, retry_after, policy or connections.policy, fallback)
 
 
 Origin = str | re.Pattern[str] | None

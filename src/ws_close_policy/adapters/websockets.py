@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
     ) from exc
 
 from ..actions import Reject
-from ..arguments import callable_or_none
+from ..arguments import function, instance, positive_int
 from ..policy import DEFAULT, Policy
 from ..session import Observer
 from .connection import (
@@ -85,9 +85,10 @@ class _WebsocketsTransport:
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:  # noqa: ARG002
         # Idempotent; waits for the closing handshake (close_timeout), reading and dropping
-        # whatever the peer still sends until its close frame arrives.
+        # whatever the peer still sends until its close frame arrives. websockets has no
+        # way to skip that wait, and when its server goes away it does the same itself.
         await self.connection.close(code, reason)
 
     def peer_close(self) -> Closed | None:
@@ -133,6 +134,11 @@ def guard(
     connection past ``max_open`` is accepted and closed with 1013, a code browsers can
     read), its drain and its fan-out. ``observer`` gets the ``CloseEvent``.
     """
+    if not isinstance(connection, ServerConnection | ClientConnection):
+        raise TypeError(
+            f"connection must be a websockets ServerConnection or ClientConnection, "
+            f"not {type(connection).__name__}"
+        )
     return PolicyConnection(
         _WebsocketsTransport(connection), policy, connections=connections, observer=observer
     )
@@ -149,30 +155,44 @@ def serve_options(policy: Policy = DEFAULT, **options: Any) -> dict[str, Any]:
     (for instance "too many fragments").
 
     Your own ``max_size`` (an int, ``None``, or a ``(message, fragment)`` pair) is merged:
-    the stricter limit wins. One below the policy's limit is a conflict, and raises a
-    ``ValueError`` that says so. Every other option passes through, ``origins=`` included
-    (the ``Origin`` allow-list: other origins get HTTP 403 before the upgrade).
+    the stricter limit wins. A message or fragment limit below the policy's limit is a
+    conflict (websockets would refuse single-frame messages the policy accepts), and raises
+    a ``ValueError`` that says so; a wrong type is a ``TypeError``. Every other option
+    passes through, ``origins=`` included (the ``Origin`` allow-list: other origins get
+    HTTP 403 before the upgrade).
     """
     limit = server_max_size(policy)
     merged = dict(options)
-    if "max_size" in options:
-        yours = options["max_size"]
-        message, fragment = yours if isinstance(yours, tuple) else (yours, None)
-        if message is not None and message < policy.inbound.max_bytes:
-            raise ValueError(
-                f"max_size {message} is below the policy's inbound limit "
-                f"({policy.inbound.max_bytes} bytes): websockets would refuse messages the "
-                "policy accepts, with its own reason; lower InboundPolicy.max_bytes instead"
-            )
-        stricter = limit if message is None else min(message, limit)
-        merged["max_size"] = stricter if fragment is None else (stricter, fragment)
-    else:
+    if "max_size" not in options:
         merged["max_size"] = limit
+        return merged
+    message, fragment = _max_size(options["max_size"])
+    for part, what in ((message, "message"), (fragment, "fragment")):
+        if part is not None and part < policy.inbound.max_bytes:
+            raise ValueError(
+                f"max_size: a {what} limit of {part} bytes is below the policy's inbound "
+                f"limit ({policy.inbound.max_bytes} bytes): websockets would refuse messages "
+                "the policy accepts, with its own reason; lower InboundPolicy.max_bytes instead"
+            )
+    stricter = limit if message is None else min(message, limit)
+    merged["max_size"] = stricter if fragment is None else (stricter, fragment)
     return merged
+
+
+def _max_size(value: object) -> tuple[int | None, int | None]:
+    """websockets' ``max_size``: an int, ``None``, or a ``(message, fragment)`` pair."""
+    parts = value if isinstance(value, tuple) else (value, None)
+    if len(parts) != 2:
+        raise ValueError(
+            f"max_size must be an int, None or a (message, fragment) pair, got {value!r}"
+        )
+    message, fragment = (None if part is None else positive_int(part, "max_size") for part in parts)
+    return message, fragment
 
 
 def to_response(reject: Reject) -> Response:
     """A ``Reject`` as a ``websockets`` HTTP response (for ``process_request``)."""
+    instance(reject, Reject, "reject")
     headers = Headers(reject.headers)
     headers["Content-Length"] = str(len(reject.body))
     headers["Connection"] = "close"
@@ -192,7 +212,7 @@ def authenticate(check: Check, *, realm: str = "websocket") -> ProcessRequest:
     exception in ``check`` is logged and answered with 401 (never leaked). Compare tokens
     with ``hmac.compare_digest``, as the examples do.
     """
-    callable_or_none(check, "check")
+    function(check, "check")
     unauthorized = Reject.unauthorized(realm=realm)
 
     async def process_request(
@@ -209,6 +229,7 @@ def admit(connections: Connections, *, retry_after: int | None = None) -> Proces
     """A ``process_request`` hook answering HTTP 503 (with ``Retry-After`` when given) while
     ``connections`` is full or draining. Clients other than browsers read the status;
     browsers cannot, and ``guard`` alone closes the extra connection with 1013 instead."""
+    instance(connections, Connections, "connections")
     unavailable = Reject.unavailable(retry_after)
 
     async def process_request(
@@ -224,6 +245,8 @@ def admit(connections: Connections, *, retry_after: int | None = None) -> Proces
 
 def chain(*hooks: ProcessRequest) -> ProcessRequest:
     """Run ``process_request`` hooks in order; the first response wins."""
+    for hook in hooks:
+        function(hook, "hook")
 
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         for hook in hooks:
