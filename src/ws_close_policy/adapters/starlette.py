@@ -105,16 +105,17 @@ class _StarletteTransport:
         self._read_lock = asyncio.Lock()  # one reader of the ASGI channel at a time
         self._sends_unread = 0  # sends since the app last read
         self._reader: asyncio.Task[None] | None = None
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_INBOX)
+        self._inbox: asyncio.Queue[dict[str, Any]] | None = None  # made with the reader
 
     # --- reading ---------------------------------------------------------------------------
 
     async def receive(self) -> str | bytes:
         self._sends_unread = 0
         while True:
-            if self._peer is not None and (self._reader is None or self._inbox.empty()):
+            inbox = self._inbox
+            if self._peer is not None and (inbox is None or inbox.empty()):
                 raise self._peer
-            message = await (self._inbox.get() if self._reader else self._read_one())
+            message = await (inbox.get() if inbox is not None else self._read_one())
             if message["type"] == "websocket.disconnect":
                 raise self._peer or _peer_from(message)
             if not self._closing:  # after our close, late messages are dropped
@@ -135,12 +136,15 @@ class _StarletteTransport:
             return message
 
     def _read_ahead(self) -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_INBOX)
+
         async def read() -> None:
             while self._peer is None:
                 message = await self._read_one()
                 if not self._closing or message["type"] == "websocket.disconnect":
-                    await self._inbox.put(message)
+                    await inbox.put(message)
 
+        self._inbox = inbox  # made only now: about 3 KiB that most connections never need
         self._reader = asyncio.ensure_future(read())
 
     # --- writing ---------------------------------------------------------------------------
@@ -201,7 +205,7 @@ class _StarletteTransport:
         """Read (and drop) until the client's close arrives, so that messages it pipelined
         before seeing ours cannot make the server lose our close frame. At most
         CLOSE_READ_LIMIT bytes (and CLOSE_TIMEOUT seconds: see close)."""
-        if self._reader is not None:
+        if self._reader is not None and self._inbox is not None:
             while not self._inbox.empty():  # unread messages: dropped, so that the reader
                 self._inbox.get_nowait()  # is not stuck on a full inbox
             await self._reader
