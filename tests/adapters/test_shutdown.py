@@ -58,6 +58,26 @@ async def _held(uri: str, opened: asyncio.Event, count: list[int]) -> tuple[Any,
         return seen, time.monotonic()
 
 
+async def _signalled(
+    server: Server, *signals: signal.Signals, between: float = 0.3
+) -> tuple[list[tuple[Any, float]], float]:
+    """Hold CLIENTS connections, then send ``signals``, ``between`` seconds apart: what each
+    client saw and when, and when the last signal went."""
+    uri = server.uri + "/jobs?token=demo-token"
+    opened = asyncio.Event()
+    count: list[int] = []
+    clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
+    await asyncio.wait_for(opened.wait(), 20)
+    await asyncio.sleep(0.2)  # every handler is in its guard block
+    sent = 0.0
+    for i, sig in enumerate(signals):
+        if i:
+            await asyncio.sleep(between)
+        sent = time.monotonic()
+        server.process.send_signal(sig)
+    return list(await asyncio.gather(*clients)), sent
+
+
 async def _late(uri: str) -> str:
     """What a client connecting during the drain gets."""
     try:
@@ -110,18 +130,7 @@ def test_hypercorn_worker_processes_give_the_app_no_notice(tmp_path: Path) -> No
     # hypercorn cancels its handlers at the end of the graceful timeout; guard then closes
     # with 1001 "Going away" (not a dropped connection).
     with server_process("hypercorn", tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
-        uri = running.uri + "/jobs?token=demo-token"
-
-        async def scenario() -> tuple[list[tuple[Any, float]], float]:
-            opened = asyncio.Event()
-            count: list[int] = []
-            clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
-            await asyncio.wait_for(opened.wait(), 20)
-            sent = time.monotonic()
-            running.process.send_signal(signal.SIGTERM)
-            return list(await asyncio.gather(*clients)), sent
-
-        results, sent = run(scenario(), timeout=60)
+        results, sent = run(_signalled(running, signal.SIGTERM), timeout=60)
         assert [seen for seen, _ in results] == [(1001, "Going away")] * CLIENTS
         # At the end of hypercorn's graceful timeout (3 s by default), not later.
         assert max(at for _, at in results) - sent < 3.0 + 1.0
@@ -134,19 +143,7 @@ def test_servers_that_drop_every_websocket_at_once(stack: str, tmp_path: Path) -
     # lifespan and no shutdown hook: no app can drain there (docs/adapters.md). Clients see
     # the connection drop without a close frame, and the server still exits on its own.
     with server_process(stack, tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
-        uri = running.uri + "/jobs?token=demo-token"
-
-        async def scenario() -> tuple[list[tuple[Any, float]], float]:
-            opened = asyncio.Event()
-            count: list[int] = []
-            clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
-            await asyncio.wait_for(opened.wait(), 20)
-            await asyncio.sleep(0.2)
-            sent = time.monotonic()
-            running.process.send_signal(signal.SIGTERM)
-            return list(await asyncio.gather(*clients)), sent
-
-        results, sent = run(scenario(), timeout=60)
+        results, sent = run(_signalled(running, signal.SIGTERM), timeout=60)
         assert [seen for seen, _ in results] == [None] * CLIENTS
         assert max(at for _, at in results) - sent < WINDOW / 2  # at once, not drained
         assert running.process.wait(timeout=CLOSE_TIMEOUT + GRACE) == 0, running.output()
@@ -156,21 +153,7 @@ def test_servers_that_drop_every_websocket_at_once(stack: str, tmp_path: Path) -
 def test_a_second_signal_closes_the_rest_at_once(stack: str, tmp_path: Path) -> None:
     window = 20.0  # far longer than the test: only the second signal can end it in time
     with server_process(stack, tmp_path, WS_TEST_DRAIN_WINDOW=str(window)) as running:
-        uri = running.uri + "/jobs?token=demo-token"
-
-        async def scenario() -> tuple[list[tuple[Any, float]], float]:
-            opened = asyncio.Event()
-            count: list[int] = []
-            clients = [asyncio.create_task(_held(uri, opened, count)) for _ in range(CLIENTS)]
-            await asyncio.wait_for(opened.wait(), 20)
-            await asyncio.sleep(0.2)
-            running.process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
-            sent = time.monotonic()
-            running.process.send_signal(signal.SIGTERM)
-            return list(await asyncio.gather(*clients)), sent
-
-        results, sent = run(scenario(), timeout=60)
+        results, sent = run(_signalled(running, signal.SIGTERM, signal.SIGTERM), timeout=60)
         assert [seen for seen, _ in results] == [(1012, "Service restarting")] * CLIENTS
         assert max(at for _, at in results) - sent < 2.0
         assert running.process.wait(timeout=GRACE) == EXIT_STATUS[stack].get(signal.SIGTERM, 0)
