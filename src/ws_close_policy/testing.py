@@ -162,15 +162,27 @@ def valid_messages(
         raise ValueError("policy: with the raw codec every text within the limit is valid")
     if rules.allowed_types is not None and not rules.allowed_types:
         raise ValueError("policy: allowed_types is empty, so no message is valid")
+    # Room for the type's value in the smallest message, {"type":""}: a small max_bytes
+    # gets short ASCII types, so that few draws are thrown away.
+    room = rules.max_bytes - len(json.dumps({rules.type_field: ""}, separators=(",", ":")))
+    alphabet = st.characters(codec="utf-8") if room >= 48 else st.characters(codec="ascii")
     types = (
         st.sampled_from(sorted(rules.allowed_types))
         if rules.allowed_types is not None
-        else st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+        else st.text(alphabet, min_size=1, max_size=max(1, min(12, room)))
     )
     if fields is None:
         fields = st.dictionaries(_TEXT, _values(min(rules.max_depth - 1, 3)), max_size=4)
-    messages = st.builds(lambda extra, kind: {**extra, rules.type_field: kind}, fields, types)
-    texts = st.builds(_dumps, messages, compact=st.booleans(), ensure_ascii=st.booleans())
+
+    def fitted(extra: dict[str, Any], kind: str, compact: bool, ensure_ascii: bool) -> str:
+        # A message over max_bytes is replaced by the smallest one of its type, so that a
+        # small limit does not make hypothesis throw most draws away.
+        text = _dumps({**extra, rules.type_field: kind}, compact=compact, ensure_ascii=ensure_ascii)
+        if _size(text) <= rules.max_bytes:
+            return text
+        return _dumps({rules.type_field: kind}, compact=True, ensure_ascii=False)
+
+    texts = st.builds(fitted, fields, types, st.booleans(), st.booleans())
     return texts.filter(lambda text: _valid_for(policy, text))
 
 
