@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +46,16 @@ def _positive_arg(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
     return number
 
 
@@ -86,12 +98,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_profile(serve)
 
-    probe = commands.add_parser("probe", help="send common bad inputs to any server")
+    probe = commands.add_parser(
+        "probe",
+        help="send common bad inputs to any server and say what it did instead",
+        description="Send common bad inputs to any WebSocket server, one connection each, "
+        "all at once; show what the profile expects, what the server did, and the fix. "
+        "Exits 0 only when every close is the expected one.",
+    )
     probe.add_argument("url", help="ws:// or wss:// URL")
     _add_profile(probe)
     probe.add_argument("--token", help="appended to the URL as ?token=...")
+    probe.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header for the handshake (repeatable), e.g. 'Authorization: Bearer abc'",
+    )
     probe.add_argument("--max-bytes", type=_positive_arg, default=1_048_576)
-    probe.add_argument("--timeout", type=float, default=5.0, help="seconds per connection")
+    probe.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=3.0,
+        help="seconds to wait for each close (default 3); the inputs run at once",
+    )
+    probe.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -171,30 +202,54 @@ def _serve_demo(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
-    from .demo.probe import run_probe
+    from .demo.probe import Refused, run_probe
 
     url = args.url
     if not url.startswith(("ws://", "wss://")):
         raise SystemExit(f"ws-close-policy: not a WebSocket URL: {url!r} (use ws:// or wss://)")
     if args.token:
         url += ("&" if "?" in url else "?") + f"token={args.token}"
-    results = asyncio.run(
-        run_probe(url, args.profile, max_bytes=args.max_bytes, timeout=args.timeout)
-    )
-    first = results[0].observed.error
-    if first is not None and first.startswith("cannot connect"):
-        raise SystemExit(f"ws-close-policy: {args.url}: {first}")
+    headers = dict(_header(h) for h in args.header)
+    try:
+        results = asyncio.run(
+            run_probe(
+                url,
+                args.profile,
+                max_bytes=args.max_bytes,
+                timeout=args.timeout,
+                headers=headers,
+            )
+        )
+    except Refused as refused:
+        raise SystemExit(f"ws-close-policy: {args.url}: {refused}") from None
+    failed = sum(not r.ok for r in results)
+    if args.json:
+        report = {
+            "url": args.url,
+            "profile": args.profile.name,
+            "passed": len(results) - failed,
+            "failed": failed,
+            "results": [r.as_dict() for r in results],
+        }
+        print(json.dumps(report, indent=2))
+        return 1 if failed else 0
     width = max(len(r.name) for r in results)
     print(f"probing {args.url} (profile {args.profile.name})\n")
     for r in results:
+        expected = f"{int(r.expected.code)} {r.expected.reason!r}"
         verdict = "ok" if r.ok else "MISMATCH"
-        print(
-            f"{r.name.ljust(width)}  expected {r.expected:38} observed {r.observed.summary()}  "
-            f"{verdict}"
-        )
-    failed = sum(not r.ok for r in results)
+        print(f"{r.name.ljust(width)}  {verdict:8}  expected {expected}; {r.diagnosis}")
+        if r.fix is not None:
+            print(f"{'':{width}}            fix: {r.fix}")
     print(f"\n{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise SystemExit(f"ws-close-policy: --header must be 'NAME: VALUE', got {text!r}")
+    return name.strip(), value.strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,13 +21,17 @@ class Observation:
     code: int | None = None  # the close frame's code; None without one
     reason: str = ""
     status: int | None = None  # HTTP status of a refused handshake
-    error: str | None = None  # could not connect, or the server never closed
+    headers: dict[str, str] = field(default_factory=dict)  # ... and its headers
+    kept_open: float | None = None  # the server had not closed after this many seconds
+    error: str | None = None  # could not connect
 
     def summary(self) -> str:
         if self.error is not None:
             return self.error
         if self.status is not None:
             return f"HTTP {self.status}"
+        if self.kept_open is not None:
+            return f"no close within {self.kept_open:g} s"
         if self.code is None:
             return "1006 (no close frame)"
         return f"{self.code} {self.reason!r}" if self.reason else describe(self.code)
@@ -46,11 +50,14 @@ async def observe(
     *,
     timeout: float = 10.0,
     wait_first: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Observation:
-    """Connect, optionally wait for the first message, send, then read until closed."""
+    """Connect, optionally wait for the first message, send, then read until closed (at
+    most ``timeout`` seconds for each message and for the close)."""
     seen = Observation()
+    options: dict[str, Any] = {"open_timeout": timeout, "close_timeout": timeout}
     try:
-        async with connect(uri, open_timeout=timeout, close_timeout=timeout, max_size=None) as ws:
+        async with connect(uri, max_size=None, additional_headers=headers, **options) as ws:
             try:
                 if wait_first:
                     seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
@@ -61,13 +68,34 @@ async def observe(
             except ConnectionClosed:
                 pass
             except TimeoutError:
-                seen.error = f"no close within {timeout:g} s"
+                seen.kept_open = timeout
                 return seen
             received = ws.protocol.close_rcvd
             if received is not None:
                 seen.code, seen.reason = int(received.code), received.reason
     except InvalidStatus as exc:
         seen.status = exc.response.status_code
+        seen.headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         seen.error = f"cannot connect: {type(exc).__name__}: {exc}"[:120]
+    return seen
+
+
+async def handshake(
+    uri: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> Observation:
+    """Open a connection and close it at once (1000): whether the handshake succeeds."""
+    seen = Observation()
+    try:
+        async with connect(
+            uri, open_timeout=timeout, close_timeout=1.0, additional_headers=headers
+        ):
+            pass
+    except InvalidStatus as exc:
+        seen.status = exc.response.status_code
+        seen.headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        seen.error = f"cannot connect: {type(exc).__name__}: {exc}"[:120]
+    except ConnectionClosed:
+        pass  # closed by the server before ours: the handshake itself succeeded
     return seen

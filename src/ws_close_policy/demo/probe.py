@@ -1,49 +1,151 @@
-"""``ws-close-policy probe URL``: send common bad inputs to any server, one connection
-each, and compare the close it answers with to what the profile expects."""
+"""``ws-close-policy probe URL``: send common bad inputs to any server, one connection each,
+all at once, and say for each what the profile expects, what the server did instead, and
+the fix.
+
+What a server did is one of: closed as expected; closed with the expected code but another
+reason; closed with another code; echoed the message back and kept the connection open;
+answered something else and kept it open; ignored it; dropped the connection without a
+close frame. A refused handshake stops the probe with one message (see :class:`Refused`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from .. import Profile, Violation
-from .client import Observation, observe
+from .. import Close, Profile, Violation
+from ..codes import describe
+from .client import Observation, handshake, observe
+
+__all__ = ["BAD_INPUTS", "ProbeResult", "Refused", "diagnose", "probe_inputs", "run_probe"]
+
+
+#: Bad inputs servers commonly mishandle (and a binary frame), with the violation each is,
+#: and what the server must do, for the fix line.
+BAD_INPUTS: list[tuple[str, str | bytes, Violation, str]] = [
+    ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON, "on text that is not JSON"),
+    ("null", "null", Violation.NOT_AN_OBJECT, "on JSON that is not an object"),
+    ("empty object", "{}", Violation.MISSING_TYPE, 'on an object without a string "type"'),
+    ("type is a number", '{"type": 123}', Violation.MISSING_TYPE, 'when "type" is not a string'),
+    ("not an object", '"not an object"', Violation.NOT_AN_OBJECT, "on a JSON string"),
+    (
+        "binary frame",
+        b'{"type": "ping"}',
+        Violation.BINARY_UNSUPPORTED,
+        "on a binary frame (or accept_binary=True if your protocol has them)",
+    ),
+]
 
 
 @dataclass
 class ProbeResult:
+    """One bad input: what was expected, what was seen, what it means and the fix."""
+
     name: str
-    expected: str
-    observed: Observation
+    expected: Close
+    seen: Observation
+    diagnosis: str
     ok: bool
+    fix: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        seen = self.seen
+        return {
+            "name": self.name,
+            "expected": {"code": int(self.expected.code), "reason": self.expected.reason},
+            "seen": {
+                "code": seen.code,
+                "reason": seen.reason,
+                "messages": len(seen.messages),
+                "kept_open": seen.kept_open is not None,
+            },
+            "diagnosis": self.diagnosis,
+            "ok": self.ok,
+            "fix": self.fix,
+        }
 
 
-#: Bad inputs servers commonly ignore (and a binary frame), with the violation each one is.
-BAD_INPUTS: list[tuple[str, str | bytes, Violation]] = [
-    ("malformed JSON", '{"invalid": "json"', Violation.INVALID_JSON),
-    ("null", "null", Violation.NOT_AN_OBJECT),
-    ("empty object", "{}", Violation.MISSING_TYPE),
-    ("type is a number", '{"type": 123}', Violation.MISSING_TYPE),
-    ("not an object", '"not an object"', Violation.NOT_AN_OBJECT),
-    ("binary frame", b'{"type": "ping"}', Violation.BINARY_UNSUPPORTED),
-]
+class Refused(Exception):
+    """The server refused the handshake (or could not be reached): nothing was probed."""
 
 
-def probe_inputs(max_bytes: int) -> list[tuple[str, str | bytes, Violation]]:
+def probe_inputs(max_bytes: int) -> list[tuple[str, str | bytes, Violation, str]]:
     """The bad inputs, then a message one byte over ``max_bytes``."""
     oversized = '{"type":"ping","pad":"' + "x" * max_bytes + '"}'
-    return [*BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG)]
+    when = f"above {max_bytes} bytes (and the server's own limit above that: docs/adapters.md)"
+    return [*BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG, when)]
+
+
+def diagnose(
+    sent: str | bytes, expected: Close, seen: Observation, when: str
+) -> tuple[str, bool, str | None]:
+    """What the server did with ``sent``, against the ``expected`` close: (diagnosis, ok,
+    the fix in one line or ``None``)."""
+    want = f"{int(expected.code)} {expected.reason!r}"
+    fix = f"close with {want} {when}: decide_inbound(data, policy) returns that close"
+    if seen.code is not None:
+        got = f"{seen.code} {seen.reason!r}" if seen.reason else describe(seen.code)
+        if seen.code != expected.code:
+            return f"closed with {got}", False, fix
+        if seen.reason != expected.reason:
+            return f"closed with {got}: the code, another reason", False, fix
+        return f"closed with {got}", True, None
+    if seen.kept_open is None:
+        return "dropped the connection without a close frame (the client sees 1006)", False, fix
+    if any(_same(message, sent) for message in seen.messages):
+        did = "echoed the message and kept the connection open"
+    elif seen.messages:
+        did = f"answered ({len(seen.messages)} message(s)) and kept the connection open"
+    else:
+        did = "ignored it: no answer and no close"
+    return f"{did} (waited {seen.kept_open:g} s)", False, fix
+
+
+def _same(message: Any, sent: str | bytes) -> bool:
+    """Whether a received message (decoded as JSON when it was) is what was sent."""
+    if message == sent:
+        return True
+    try:
+        return bool(message == json.loads(sent))
+    except ValueError:
+        return False
 
 
 async def run_probe(
-    url: str, profile: Profile, *, max_bytes: int = 1_048_576, timeout: float = 5.0
+    url: str,
+    profile: Profile,
+    *,
+    max_bytes: int = 1_048_576,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> list[ProbeResult]:
-    """Probe ``url``; a result is ok when the close code is the profile's."""
+    """Probe ``url`` with every bad input at once; raises :class:`Refused` when the
+    handshake is refused or the server cannot be reached."""
+    first = await handshake(url, timeout=timeout, headers=headers)
+    if first.error is not None:
+        raise Refused(first.error)
+    if first.status is not None:
+        raise Refused(_refusal(first))
+    cases = probe_inputs(max_bytes)
+    seen = await asyncio.gather(
+        *(observe(url, [data], timeout=timeout, headers=headers) for _, data, _, _ in cases)
+    )
     results = []
-    for name, data, violation in probe_inputs(max_bytes):
-        close = profile.close_for_violation(violation)
-        seen = await observe(url, [data], timeout=timeout)
-        ok = seen.error is None and seen.code == close.code
-        results.append(ProbeResult(name, f"{int(close.code)} {close.reason!r}", seen, ok))
-        if seen.error is not None and seen.error.startswith("cannot connect"):
-            break  # the server is unreachable: say so once
+    for (name, data, violation, when), observed in zip(cases, seen, strict=True):
+        expected = profile.close_for_violation(violation)
+        diagnosis, ok, fix = diagnose(data, expected, observed, when)
+        results.append(ProbeResult(name, expected, observed, diagnosis, ok, fix))
     return results
+
+
+def _refusal(seen: Observation) -> str:
+    status = seen.status
+    if status == 401:
+        how = seen.headers.get("www-authenticate", "")
+        wants = f" ({how})" if how else ""
+        return f"HTTP 401{wants}: pass --token TOKEN or --header 'Authorization: Bearer ...'"
+    if status == 403:
+        return "HTTP 403: the server refused this client (an Origin check? try --header Origin:...)"
+    return f"HTTP {status}: the server refused the handshake"

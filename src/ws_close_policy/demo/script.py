@@ -102,8 +102,8 @@ class Demo:
         await self.simple("job fails", "-", "fail-3", [], Outcome.FAILED)
         await self.big_then_summary()
         await self.refresh_then_continue()
-        unknown = ("unknown type", '{"type": "launch"}', Violation.UNKNOWN_TYPE)
-        for name, data, violation in [*BAD_INPUTS, unknown]:
+        unknown = ("unknown type", '{"type": "launch"}', Violation.UNKNOWN_TYPE, "")
+        for name, data, violation, _ in [*BAD_INPUTS, unknown]:
             shown = data if isinstance(data, str) else "<binary>"
             slug = "-".join(name.split())
             await self.simple(name, shown, f"slow-{slug}", [data], violation)
