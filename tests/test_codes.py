@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from ws_close_policy import Close, CloseCode
 from ws_close_policy.codes import (
+    CODE_CLASSES,
     CodeRange,
+    code_class,
     code_info,
     code_range,
     describe,
@@ -134,3 +136,31 @@ def test_describe_any_int(code: int) -> None:
 )
 def test_code_range(code: int, kind: CodeRange) -> None:
     assert code_range(code) is kind
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (1000, "normal"),
+        (1001, "normal"),
+        (1002, "client_error"),
+        (1009, "client_error"),
+        (1011, "server_error"),
+        (1012, "retry_later"),
+        (1013, "retry_later"),
+        (1006, "abnormal"),
+        (3000, "application"),
+        (4999, "application"),
+        (1004, "invalid"),
+        (2999, "invalid"),
+        (5000, "invalid"),
+        (-1, "invalid"),
+    ],
+)
+def test_code_class(code: int, kind: str) -> None:
+    assert code_class(code) == kind
+
+
+@given(st.integers())
+def test_code_classes_are_bounded(code: int) -> None:
+    assert code_class(code) in CODE_CLASSES

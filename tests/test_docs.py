@@ -52,6 +52,11 @@ PUBLIC_MODULES = [
     "ws_close_policy.adapters.connection",
     "ws_close_policy.adapters.websockets",
     "ws_close_policy.adapters.starlette",
+    "ws_close_policy.adapters.logs",
+    "ws_close_policy.metrics",
+    "ws_close_policy.metrics.prometheus",
+    "ws_close_policy.metrics.opentelemetry",
+    "ws_close_policy.codes",
 ]
 
 

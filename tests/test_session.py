@@ -243,6 +243,11 @@ class SessionMachine(RuleBasedStateMachine):
         self.session.peer_closed(code, "peer")
         self.ended = True
 
+    @rule(code=st.integers(1000, 4999))
+    def server_closed(self, code: int) -> None:
+        self.session.server_closed(code, "server")
+        self.ended = True
+
     @precondition(lambda self: not self.ended)
     @rule()
     def transport_closed(self) -> None:
@@ -272,6 +277,35 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 TestSessionMachine = SessionMachine.TestCase
+
+
+@pytest.mark.parametrize(
+    ("code", "violation", "outcome"),
+    [
+        (1009, Violation.TOO_BIG, None),
+        (1007, Violation.INVALID_UTF8, None),
+        (1012, None, Outcome.RESTARTING),
+        (1001, None, Outcome.GOING_AWAY),
+        (1002, None, None),
+    ],
+)
+def test_a_close_by_the_server_itself_says_so(
+    code: int, violation: Violation | None, outcome: Outcome | None
+) -> None:
+    session, events, _ = _session()
+    session.server_closed(code, "its own words")
+    session.peer_closed(code)  # the peer's answer changes nothing
+    (event,) = events
+    assert (event.code, event.reason, event.closed_by) == (code, "its own words", "server")
+    assert (event.violation, event.outcome) == (violation, outcome)
+
+
+def test_a_server_close_after_ours_is_ours() -> None:
+    session, events, _ = _session()
+    session.finish(Outcome.COMPLETED)
+    session.server_closed(1009, "late")
+    (event,) = events
+    assert (event.code, event.closed_by, event.outcome) == (1000, "local", Outcome.COMPLETED)
 
 
 def test_finish_with_an_application_code() -> None:

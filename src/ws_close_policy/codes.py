@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = [
+    "CODE_CLASSES",
     "LABELS",
     "MAX_REASON_BYTES",
     "CloseCode",
     "CodeInfo",
     "CodeRange",
     "close_label",
+    "code_class",
     "code_info",
     "code_range",
     "describe",
@@ -323,4 +325,28 @@ def close_label(code: int) -> str:
         return "registered"
     if kind is CodeRange.PRIVATE:
         return "private"
+    return "invalid"
+
+
+_CLASSES: Final[dict[int, str]] = {
+    **dict.fromkeys((1000, 1001), "normal"),
+    **dict.fromkeys((1002, 1003, 1007, 1008, 1009, 1010), "client_error"),
+    **dict.fromkeys((1011, 1014), "server_error"),
+    **dict.fromkeys((1012, 1013), "retry_later"),
+    **dict.fromkeys((1005, 1006, 1015), "abnormal"),
+}
+
+#: Every class :func:`code_class` gives.
+CODE_CLASSES: Final = frozenset({*_CLASSES.values(), "application", "invalid"})
+
+
+def code_class(code: int) -> str:
+    """What kind of end a code means, for metrics: ``normal`` (1000, 1001),
+    ``client_error`` (1002, 1003, 1007-1010: what was sent broke a rule), ``server_error``
+    (1011, 1014), ``retry_later`` (1012, 1013), ``abnormal`` (1005, 1006, 1015: no code,
+    no close frame, TLS), ``application`` (3000-4999) or ``invalid``."""
+    if code in _CLASSES:
+        return _CLASSES[code]
+    if code_range(code) in (CodeRange.REGISTERED, CodeRange.PRIVATE):
+        return "application"
     return "invalid"

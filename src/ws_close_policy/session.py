@@ -33,7 +33,22 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-ClosedBy = Literal["local", "peer", "transport"]
+#: Who closed first: ``"local"`` this library (the policy, or the app through it);
+#: ``"peer"`` the other end; ``"server"`` the WebSocket implementation on this side, by itself
+#: (a limit of its own, a framing error it caught, its shutdown); ``"transport"`` nobody:
+#: the connection dropped without a close frame.
+ClosedBy = Literal["local", "peer", "server", "transport"]
+
+#: Why a server's own close happened, where its code says it.
+_SERVER_VIOLATIONS: dict[int, Violation] = {
+    CloseCode.MESSAGE_TOO_BIG: Violation.TOO_BIG,
+    CloseCode.INVALID_DATA: Violation.INVALID_UTF8,
+}
+_SERVER_OUTCOMES: dict[int, Outcome] = {
+    CloseCode.GOING_AWAY: Outcome.GOING_AWAY,
+    CloseCode.SERVICE_RESTART: Outcome.RESTARTING,
+    CloseCode.TRY_AGAIN_LATER: Outcome.OVERLOADED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +56,12 @@ class CloseEvent:
     """How one connection ended, for logs and metrics.
 
     ``code`` is the code that ended it: ours when we closed first, the peer's when it did
-    (1005 when its close frame had no code), 1006 when the transport dropped with no close.
-    ``reason`` is what was on the wire; ``violation``/``outcome``/``detail`` say why when we
-    closed. ``closed_by`` says who closed first. ``duration`` is in seconds, from the
+    (1005 when its close frame had no code), the server's when it closed by itself, 1006
+    when the transport dropped with no close. ``reason`` is what was on the wire.
+    ``violation``, ``outcome`` and ``detail`` say why when we closed, and, where the code
+    says it, when the server did (1009 is ``Violation.TOO_BIG``, 1007
+    ``Violation.INVALID_UTF8``, 1012 ``Outcome.RESTARTING``). ``closed_by`` says who closed
+    first (see :data:`ClosedBy`). ``duration`` is in seconds, from the
     session's clock (``None`` when it was given none). ``messages_out`` and ``bytes_out``
     count what the policy let through to the transport, including a last send the
     transport could not deliver because the peer had left.
@@ -170,6 +188,14 @@ class Session:
             self._closed_by = "peer"
         self._end()
 
+    def server_closed(self, code: int, reason: str = "") -> None:
+        """The WebSocket implementation on this side closed the connection by itself with
+        ``code`` (a size limit of its own, a framing error it caught, its shutdown)."""
+        if self.state is State.OPEN and self._peer is None:
+            self._closed_by = "server"
+            self._peer = (code, reason)
+        self._end()
+
     def transport_closed(self) -> None:
         """The connection is gone. Idempotent; emits the ``CloseEvent`` if not yet done."""
         if self.state is State.OPEN and self._peer is None:
@@ -213,13 +239,18 @@ class Session:
             code, reason = int(self._peer[0]), self._peer[1]
         else:
             code, reason = int(CloseCode.ABNORMAL_CLOSURE), ""
+        violation = close.violation if close else None
+        outcome = close.outcome if close else None
+        if closed_by == "server":
+            violation = _SERVER_VIOLATIONS.get(code)
+            outcome = _SERVER_OUTCOMES.get(code)
         return CloseEvent(
             code=code,
             label=close_label(code),
             reason=reason,
             closed_by=closed_by,
-            violation=close.violation if close else None,
-            outcome=close.outcome if close else None,
+            violation=violation,
+            outcome=outcome,
             detail=close.detail if close else None,
             duration=self._duration(),
             messages_in=self.messages_in,

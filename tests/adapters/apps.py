@@ -8,9 +8,9 @@ Run as real server processes by tests/adapters/stacks.py:
     python -m tests.adapters.apps PORT         (the websockets server)
 
 Paths: ``/jobs?token=demo-token`` (the job protocol, behind ``authenticate``) and
-``/stats`` (a JSON dump of what the push loops saw, for tests to read). The drain window
-comes from ``WS_TEST_DRAIN_WINDOW`` (seconds, default 1.0); ``WS_TEST_PROFILE=private``
-selects the private-code profile.
+``/stats`` (a JSON dump of what the push loops saw and of every CloseEvent, for tests to
+read). The drain window comes from ``WS_TEST_DRAIN_WINDOW`` (seconds, default 1.0);
+``WS_TEST_PROFILE=private`` selects the private-code profile.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
 from tests import job_protocol
-from ws_close_policy import InboundPolicy, OutboundPolicy, Policy, Profile, Violation
+from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Policy, Profile, Violation
 from ws_close_policy.adapters import starlette as starlette_adapter
 from ws_close_policy.adapters import websockets as websockets_adapter
 from ws_close_policy.adapters.connection import Connections, server_max_size
@@ -56,7 +56,21 @@ SERVER_MAX_SIZE = server_max_size(POLICY)
 
 # This process's connections and what its push loops saw (test code: module state is fine).
 connections = Connections(POLICY, drain_window=DRAIN_WINDOW)
-stats: dict[str, Any] = {"pushes": []}
+stats: dict[str, Any] = {"pushes": [], "events": []}
+
+
+def record(event: CloseEvent) -> None:
+    """The guard's observer: every CloseEvent, for the tests to read from /stats."""
+    stats["events"].append(
+        {
+            "code": event.code,
+            "label": event.label,
+            "reason": event.reason,
+            "closed_by": event.closed_by,
+            "violation": event.violation,
+            "outcome": event.outcome,
+        }
+    )
 
 
 def _token_ok(token: str) -> bool:
@@ -78,7 +92,9 @@ app = FastAPI(lifespan=connections.lifespan)
     dependencies=[Depends(starlette_adapter.authenticate(_starlette_token_ok, policy=POLICY))],
 )
 async def jobs(websocket: WebSocket) -> None:
-    async with starlette_adapter.guard(websocket, POLICY, connections=connections) as conn:
+    async with starlette_adapter.guard(
+        websocket, POLICY, connections=connections, observer=record
+    ) as conn:
         await job_protocol.serve_job(conn, stats)
 
 
@@ -106,7 +122,9 @@ async def handler(ws: ServerConnection) -> None:
     if urlsplit(ws.request.path).path == "/stats":
         await ws.send(json.dumps({**stats, "open": len(connections), "state": False}))
         return
-    async with websockets_adapter.guard(ws, POLICY, connections=connections) as conn:
+    async with websockets_adapter.guard(
+        ws, POLICY, connections=connections, observer=record
+    ) as conn:
         await job_protocol.serve_job(conn, stats)
 
 

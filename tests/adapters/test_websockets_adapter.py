@@ -328,12 +328,12 @@ def test_logging_one_info_line_per_close_and_large_warning(
     seen = run(scenario())
     assert seen.code == 1000
     records = [r for r in caplog.records if r.name == "ws_close_policy"]
-    closes = [r for r in records if r.levelname == "INFO" and "websocket closed" in r.message]
+    closes = [r for r in records if r.levelname == "INFO" and " closed: " in r.message]
     warnings = [r for r in records if r.levelname == "WARNING"]
     assert len(closes) == 1
     assert "normal_closure by local" in closes[0].message
     assert len(warnings) == 1
-    assert "large websocket message" in warnings[0].message
+    assert "large message" in warnings[0].message
     assert "yyyy" not in warnings[0].message
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import random as _random
+import secrets
 import signal
 import threading
 import time
@@ -27,9 +27,11 @@ from typing import Any, Protocol, TypeVar
 from ..actions import Accept, Close, Reject, Send
 from ..arguments import callable_or_none, function, instance, positive_int, positive_number
 from ..enums import Outcome
+from ..metrics import Metrics
 from ..outbound import decide_outbound
 from ..policy import DEFAULT, Policy
 from ..session import CloseEvent, Observer, Session, State
+from .logs import log_close, logger
 
 __all__ = [
     "CLOSE_READ_LIMIT",
@@ -41,8 +43,6 @@ __all__ = [
     "refusal_from",
     "server_max_size",
 ]
-
-logger = logging.getLogger("ws_close_policy")
 
 #: After sending a close frame, how long to keep reading for the peer's (seconds) ...
 CLOSE_TIMEOUT = 5.0
@@ -60,14 +60,23 @@ class Closed(Exception):
     ``guard`` block treats it as a normal end: no 1011, no error log, the handler just
     stops. ``code`` and ``reason`` say how it closed, as far as is known: the peer's close
     frame (``code`` is ``None`` for one without a code), or the policy's; ``frame`` is
-    false when the connection dropped with no close frame at all.
+    false when the connection dropped with no close frame at all; ``server`` is true when
+    the WebSocket implementation on this side closed it by itself (with ``code``).
     """
 
-    def __init__(self, code: int | None = None, reason: str = "", *, frame: bool = True) -> None:
+    def __init__(
+        self,
+        code: int | None = None,
+        reason: str = "",
+        *,
+        frame: bool = True,
+        server: bool = False,
+    ) -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
         self.frame = frame
+        self.server = server
 
 
 class Transport(Protocol):
@@ -86,6 +95,9 @@ class Transport(Protocol):
 
     def peer_close(self) -> Closed | None:
         """The peer's close as seen so far, if any."""
+
+    def remote(self) -> str | None:
+        """The peer's address, ``"host:port"``, for the logs; ``None`` if unknown."""
 
     async def deliver(
         self,
@@ -132,26 +144,16 @@ async def refusal_from(
     return verdict if isinstance(verdict, Reject) else otherwise
 
 
-def _log_close(event: CloseEvent) -> None:
-    if logger.isEnabledFor(logging.INFO):
-        logger.info(
-            "websocket closed: %s %s by %s after %.3f s (%d in, %d out)",
-            event.code,
-            event.label,
-            event.closed_by,
-            event.duration or 0.0,
-            event.messages_in,
-            event.messages_out,
-        )
-
-
 class PolicyConnection:
     """A connection whose every message and close goes through the policy.
 
     Use it as an async context manager (``guard`` builds one): leaving the block normally
     closes with ``Outcome.COMPLETED`` (1000) if still open; :class:`Closed` ends it quietly;
-    another exception closes with ``Outcome.FAILED`` (1011, generic reason; the exception is
-    logged, never sent) and propagates.
+    another exception closes with ``Outcome.FAILED`` (1011, generic reason) and is logged
+    once, at ERROR with its traceback, in the close's log line; it does not propagate, so
+    the server does not log it a second time. The exception is never sent.
+
+    ``id`` names the connection in its log records (``ws_connection``).
     """
 
     def __init__(
@@ -170,6 +172,8 @@ class PolicyConnection:
         self._connections = connections
         self.session = Session(policy, clock=time.monotonic, observer=self._on_event)
         self._ended = False
+        self._failure: BaseException | None = None  # the handler's exception behind a 1011
+        self.id = secrets.token_hex(4)
 
     # --- context manager -------------------------------------------------------------------
 
@@ -178,6 +182,7 @@ class PolicyConnection:
         if connections is not None:
             full = connections.full
             connections._open.add(self)
+            connections._report("opened")
             if connections.draining:
                 await self.close(Outcome.RESTARTING)
             elif full:
@@ -196,10 +201,17 @@ class PolicyConnection:
             elif isinstance(exc, Closed):
                 pass  # the connection is over: a normal end
             elif isinstance(exc, Exception):
-                logger.error("websocket handler failed", exc_info=exc)
                 close = self.session.fail(exc)
                 if close is not None:
+                    self._failure = exc  # logged with the close, once
                     await self._send_close(close)
+                else:
+                    logger.error(
+                        "websocket %s handler failed after the connection closed",
+                        self.id,
+                        exc_info=exc,
+                        extra={"ws_connection": self.id},
+                    )
             else:  # cancelled or interrupted: the server is going away
                 close = self.session.finish(Outcome.GOING_AWAY)
                 if close is not None:  # without lingering: the server is going away
@@ -208,7 +220,7 @@ class PolicyConnection:
         finally:
             if self._connections is not None:
                 self._connections._open.discard(self)
-        return isinstance(exc, Closed)
+        return isinstance(exc, Exception)  # handled: closed (1011 if still open) and logged
 
     # --- messages --------------------------------------------------------------------------
 
@@ -256,7 +268,12 @@ class PolicyConnection:
                 await self._send_close(result)
             raise self._closed()
         if result.large:
-            logger.warning("large websocket message: %d bytes", result.size)
+            logger.warning(
+                "websocket %s: large message, %d bytes",
+                self.id,
+                result.size,
+                extra={"ws_connection": self.id, "ws_bytes": result.size},
+            )
         try:
             await self._transport.send(result.data, result.text)
         except Closed as gone:
@@ -316,13 +333,17 @@ class PolicyConnection:
             self._connections._open.discard(self)
 
     def _peer_gone(self, gone: Closed) -> None:
-        if gone.frame:
+        if gone.server and gone.code is not None:
+            self.session.server_closed(gone.code, gone.reason)
+        elif gone.frame:
             self.session.peer_closed(gone.code, gone.reason)
         else:
             self.session.transport_closed()
 
     def _on_event(self, event: CloseEvent) -> None:
-        _log_close(event)
+        log_close(event, self.id, self._transport.remote(), self._failure)
+        if self._connections is not None:
+            self._connections._report("closed", event)
         if self._observer is not None:
             try:
                 self._observer(event)
@@ -350,6 +371,9 @@ class Connections:
         servers), a ``broadcast`` send still pending after ``slow_after`` seconds (default
         1.0) counts instead.
     :param random: returns a float in [0, 1), for the drain's jitter (``random.random``).
+    :param metrics: where to report connections opened and closed and drains: a
+        :class:`~ws_close_policy.metrics.Metrics`, such as
+        ``ws_close_policy.metrics.prometheus.PrometheusMetrics()`` (default: none).
     """
 
     def __init__(
@@ -361,8 +385,13 @@ class Connections:
         max_buffer: int = 1_048_576,
         slow_after: float = 1.0,
         random: Callable[[], float] = _random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self.policy = instance(policy, Policy, "policy")
+        for method in ("opened", "closed", "drained"):
+            if metrics is not None and not callable(getattr(metrics, method, None)):
+                raise TypeError(f"metrics must have an {method}() method (see Metrics)")
+        self.metrics = metrics
         self.max_open = None if max_open is None else positive_int(max_open, "max_open")
         self.drain_window = positive_number(drain_window, "drain_window", zero=True)
         self.max_buffer = positive_int(max_buffer, "max_buffer")
@@ -411,6 +440,7 @@ class Connections:
         hurry = asyncio.Event()
         self._waiting.add(hurry)
         connections = list(self._open)
+        started = time.monotonic()
 
         async def close_later(connection: PolicyConnection) -> None:
             with contextlib.suppress(TimeoutError):
@@ -421,6 +451,7 @@ class Connections:
             await asyncio.gather(*(close_later(c) for c in connections))
         finally:
             self._waiting.discard(hurry)
+        self._report("drained", time.monotonic() - started, len(connections))
         return len(connections)
 
     async def drain_on_signal(self, *signals: signal.Signals) -> int:
@@ -506,6 +537,15 @@ class Connections:
         drained = self._signal_drain = self._spawn(self.drain())
         drained.add_done_callback(lambda _: _call_handler(previous, signum, frame))
 
+    def _report(self, what: str, *args: Any) -> None:
+        """Tell the metrics, if any: a failure there is logged, never raised."""
+        if self.metrics is None:
+            return
+        try:
+            getattr(self.metrics, what)(*args)
+        except Exception:
+            logger.exception("metrics %s() failed", what)
+
     def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
@@ -557,7 +597,11 @@ class Connections:
         return sent
 
     def _close_slow(self, connection: PolicyConnection) -> None:
-        logger.warning("closing a websocket too slow for a broadcast")
+        logger.warning(
+            "websocket %s: too slow for a broadcast, closing",
+            connection.id,
+            extra={"ws_connection": connection.id},
+        )
         self._spawn(connection.close(Outcome.OVERLOADED))
 
 

@@ -59,10 +59,10 @@ from .connection import (
     Closed,
     Connections,
     PolicyConnection,
-    logger,
     refusal_from,
     server_max_size,
 )
+from .logs import logger
 
 __all__ = [
     "DENIAL_EXTENSION",
@@ -218,6 +218,10 @@ class _StarletteTransport:
     def peer_close(self) -> Closed | None:
         return self._peer
 
+    def remote(self) -> str | None:
+        client = self.websocket.client
+        return None if client is None else f"{client.host}:{client.port}"
+
     async def deliver(
         self,
         transports: Sequence[_StarletteTransport],
@@ -242,12 +246,19 @@ def _as_text(data: str | bytes) -> str:
 
 
 def _peer_from(message: dict[str, Any]) -> Closed:
+    """How the connection ended, from an ASGI disconnect. ASGI does not say who closed; a
+    code only servers send (1011-1014) must be this side's server's own."""
     code = message.get("code")
     if not isinstance(code, int) or code == CloseCode.ABNORMAL_CLOSURE:
         return Closed(frame=False)
     if code == CloseCode.NO_STATUS_RCVD:
         return Closed(None, "")
-    return Closed(int(code), message.get("reason") or "")
+    reason = message.get("reason") or ""
+    return Closed(int(code), reason, server=code in _SERVER_ONLY)
+
+
+#: The codes only a server sends (IANA registry): 1011, 1012, 1013, 1014.
+_SERVER_ONLY = frozenset(CloseCode(c) for c in (1011, 1012, 1013, 1014))
 
 
 class _GuardedConnection(PolicyConnection):

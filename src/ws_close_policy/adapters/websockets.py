@@ -92,10 +92,14 @@ class _WebsocketsTransport:
         await self.connection.close(code, reason)
 
     def peer_close(self) -> Closed | None:
-        received = self.connection.protocol.close_rcvd
+        protocol = self.connection.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+            # This side closed first: the policy (the session knows) or websockets itself.
+            return Closed(int(sent.code), sent.reason, server=True)
         if received is not None:
             return Closed(int(received.code), received.reason)
-        if self.connection.protocol.state is ProtocolState.CLOSED:
+        if protocol.state is ProtocolState.CLOSED:
             return Closed(frame=False)
         return None
 
@@ -115,7 +119,13 @@ class _WebsocketsTransport:
             t for t in transports if t.connection.transport.get_write_buffer_size() > max_buffer
         ]
 
+    def remote(self) -> str | None:
+        address = self.connection.remote_address
+        return None if not address else f"{address[0]}:{address[1]}"
+
     def _closed(self, exc: ConnectionClosed) -> Closed:
+        if exc.sent is not None and (exc.rcvd is None or not exc.rcvd_then_sent):
+            return Closed(int(exc.sent.code), exc.sent.reason, server=True)
         if exc.rcvd is None:
             return Closed(frame=False)
         return Closed(int(exc.rcvd.code), exc.rcvd.reason)

@@ -1,4 +1,10 @@
-"""Close metrics: count closes by a bounded set of labels.
+"""Close metrics: closes counted by a bounded set of labels.
+
+:class:`Metrics` is what ``Connections(metrics=...)`` reports to: every connection opened,
+every :class:`~ws_close_policy.CloseEvent`, every drain. Two exporters implement it, as
+optional extras: :mod:`ws_close_policy.metrics.prometheus` (``prometheus_client``) and
+:mod:`ws_close_policy.metrics.opentelemetry` (the OpenTelemetry metrics API); see
+docs/metrics.md.
 
 ``CloseCounter`` is a ``Session`` observer (or an adapter's) that counts in memory, with no
 dependency. Labels come from :data:`~ws_close_policy.codes.LABELS` (one per registered code
@@ -18,11 +24,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import Protocol
 
-from ..codes import LABELS, close_label
+from ..codes import CODE_CLASSES, LABELS, close_label, code_class
 from ..session import ClosedBy, CloseEvent
 
-__all__ = ["LABELS", "CloseCounter", "close_label"]
+__all__ = ["CODE_CLASSES", "LABELS", "CloseCounter", "Metrics", "close_label", "code_class"]
+
+
+class Metrics(Protocol):
+    """What ``Connections(metrics=...)`` reports to. An exception from any of these is
+    logged and never reaches the connection."""
+
+    def opened(self) -> None:
+        """A guarded connection opened."""
+
+    def closed(self, event: CloseEvent) -> None:
+        """A guarded connection is over; ``event`` says how (once per connection)."""
+
+    def drained(self, seconds: float, connections: int) -> None:
+        """A drain closed ``connections`` connections in ``seconds``."""
 
 
 class CloseCounter:
