@@ -18,11 +18,12 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.asyncio.client import connect
 
 from tests import job_protocol
 from tests.asgi_servers import SERVERS, asgi_server
 from tests.wire import Seen, exchange, run
-from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Policy, Reject
+from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Outcome, Policy, Reject
 from ws_close_policy.adapters import starlette as adapter
 from ws_close_policy.adapters.connection import Connections
 
@@ -376,3 +377,29 @@ def test_a_close_the_server_never_completes_is_bounded(monkeypatch: pytest.Monke
     assert elapsed < 1.0
     assert event is not None
     assert event.code == 4004
+
+
+@pytest.mark.parametrize("kind", ["uvicorn-websockets-sansio", "uvicorn-wsproto"])
+def test_a_servers_own_shutdown_close_is_recorded_as_the_servers(kind: str) -> None:
+    # Without the lifespan's drain, uvicorn closes every connection itself with 1012 when
+    # it shuts down; the event says so (closed_by="server"), not that the client left.
+    events: list[CloseEvent] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        async with adapter.guard(websocket, observer=events.append) as conn:
+            await conn.receive()
+
+    app = Starlette(routes=[WebSocketRoute("/", endpoint)])
+
+    async def scenario() -> None:
+        async with asgi_server(app, kind) as uri:
+            client = await connect(uri + "/")
+            await asyncio.sleep(0.2)
+        await client.wait_closed()
+        async with asyncio.timeout(5):
+            while not events:
+                await asyncio.sleep(0.01)
+
+    run(scenario())
+    (event,) = events
+    assert (event.code, event.closed_by, event.outcome) == (1012, "server", Outcome.RESTARTING)
