@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from .arguments import callable_or_none, instance, integer, non_negative_int, positive_number
 from .codes import CloseCode, describe
@@ -34,6 +34,7 @@ __all__ = [
     "ReconnectAdvice",
     "ReconnectPolicy",
     "Reconnector",
+    "advice_table",
     "advise_reconnect",
 ]
 
@@ -207,8 +208,7 @@ def _window(
     code: int, attempt: int, action: ReconnectAction, immediate: bool, policy: ReconnectPolicy
 ) -> tuple[tuple[float, float], float, str]:
     """The jitter window, the delay without jitter, and how it was chosen."""
-    restart_codes = (CloseCode.SERVICE_RESTART, policy.profile.outcomes[Outcome.RESTARTING].code)
-    if code in restart_codes and action is ReconnectAction.RETRY:
+    if code in _restart_codes(policy) and action is ReconnectAction.RETRY:
         low, high = policy.restart_delay
         return (low, high), low, f"service restarting, wait {low:g}-{high:g} s"
     if immediate or action is not ReconnectAction.RETRY:
@@ -218,6 +218,11 @@ def _window(
     ceiling = policy.ceiling(attempt)
     how = f"retry {attempt + 1} of {policy.max_attempts}, backoff up to {ceiling:g} s"
     return (0.0, ceiling), ceiling, how
+
+
+def _restart_codes(policy: ReconnectPolicy) -> set[int]:
+    """1012, and the code the profile gives a restart, which get the restart window."""
+    return {CloseCode.SERVICE_RESTART, int(policy.profile.outcomes[Outcome.RESTARTING].code)}
 
 
 def _draw(
@@ -334,3 +339,35 @@ class Reconnector:
         if advice.action is not ReconnectAction.STOP:
             self.attempt += 1
         return advice
+
+
+def advice_table(policy: ReconnectPolicy = DEFAULT_RECONNECT) -> dict[str, Any]:
+    """The advice of ``policy`` as JSON-ready data, for clients in other languages (the
+    demo's browser page computes its advice from it, as :func:`advise_reconnect` does).
+
+    Keys: ``profile`` (its name); ``actions`` (code, as a string, to action, from the
+    profile); ``invalid`` (the action for a code no server sends, read as 1006);
+    ``bands`` (``first``, ``last``, ``action``, ``immediate``) and ``private_default`` for
+    the other 3000-4999 codes; ``restart_codes`` and ``restart_delay`` (the window after
+    them); ``base``, ``factor``, ``cap``, ``max_attempts`` and ``jitter`` for the backoff.
+    """
+    instance(policy, ReconnectPolicy, "policy")
+    profile = policy.profile
+    invalid = profile.client_action(CloseCode.ABNORMAL_CLOSURE) or ReconnectAction.RETRY
+    return {
+        "profile": profile.name,
+        "actions": {str(code): action.value for code, action in profile.client_actions.items()},
+        "invalid": invalid.value,
+        "bands": [
+            {"first": b.first, "last": b.last, "action": b.action.value, "immediate": b.immediate}
+            for b in policy.private_bands
+        ],
+        "private_default": policy.private_default.value,
+        "restart_codes": sorted(_restart_codes(policy)),
+        "restart_delay": list(policy.restart_delay),
+        "base": policy.base,
+        "factor": policy.factor,
+        "cap": policy.cap,
+        "max_attempts": policy.max_attempts,
+        "jitter": policy.jitter,
+    }

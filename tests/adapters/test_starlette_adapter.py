@@ -233,6 +233,27 @@ def test_no_error_is_logged_for_a_refused_token(caplog: pytest.LogCaptureFixture
     assert errors == []
 
 
+@pytest.mark.parametrize("kind", SERVERS)
+def test_for_browsers_refuses_with_a_close_code_every_server(kind: str) -> None:
+    # Even where the server could send HTTP 401 (the denial extension), a browser would see
+    # only 1006: for_browsers accepts and closes with the profile's code and reason.
+    auth = adapter.authenticate(token_ok, for_browsers=True)
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await auth(websocket)
+        async with adapter.guard(websocket) as conn:
+            await conn.receive()
+
+    local_app = Starlette(routes=[WebSocketRoute("/", endpoint)])
+
+    async def scenario() -> Seen:
+        async with asgi_server(local_app, kind) as uri:
+            return await exchange(uri + "/?token=wrong")
+
+    seen = run(scenario())
+    assert (seen.status, seen.code, seen.reason) == (None, 1008, "Authentication required")
+
+
 @pytest.mark.parametrize("fallback", ["accept_close", "close"])
 def test_refusal_fallbacks_without_the_denial_extension(fallback: str) -> None:
     # As on a server without the extension (daphne): no HTTP refusal after routing.

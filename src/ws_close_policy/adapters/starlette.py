@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
     ) from exc
 
 from ..actions import Reject
-from ..arguments import function, instance
+from ..arguments import boolean, function, instance
 from ..codes import CloseCode
 from ..enums import Outcome
 from ..lifecycle import close_for
@@ -311,6 +311,7 @@ async def refuse(
     *,
     fallback: Fallback = "accept_close",
     outcome: Outcome | None = None,
+    for_browsers: bool = False,
 ) -> None:
     """Refuse the handshake with ``refusal``, before ``accept()``: always raises.
 
@@ -320,18 +321,22 @@ async def refuse(
     accepts and raises ``WebSocketException`` with the profile's code for ``outcome``
     (by default 1008 for 401 and 403, 1013 otherwise), which browsers can read; ``"close"``
     raises it before accepting: the client sees HTTP 403.
+
+    ``for_browsers=True`` accepts and closes with the profile's code on every server: a
+    browser cannot read the HTTP status of a refused handshake (it sees 1006), but it reads
+    close codes and reasons.
     """
     if websocket.application_state is not WebSocketState.CONNECTING:
         raise ValueError("refuse() must be called before the WebSocket is accepted")
     if fallback not in _FALLBACKS:
         raise ValueError(f"fallback must be 'accept_close' or 'close', got {fallback!r}")
-    if DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
+    if DENIAL_EXTENSION in websocket.scope.get("extensions", {}) and not for_browsers:
         headers = {k: v for k, v in refusal.headers if k.lower() != "content-type"}
         raise HTTPException(refusal.status, refusal.body.decode().strip(), headers=headers)
     if outcome is None:
         outcome = Outcome.POLICY_VIOLATION if refusal.status in (401, 403) else Outcome.OVERLOADED
     close = close_for(outcome, policy)
-    if fallback == "accept_close":
+    if fallback == "accept_close" or for_browsers:
         await websocket.accept()
     raise WebSocketException(int(close.code), close.reason)
 
@@ -342,12 +347,13 @@ Check = Callable[[WebSocket], "bool | Reject | Awaitable[bool | Reject]"]
 class _PreUpgradeCheck:
     """A FastAPI dependency (``Depends(check)``), also awaitable in a plain endpoint."""
 
-    def __init__(self, policy: Policy, fallback: Fallback) -> None:
+    def __init__(self, policy: Policy, fallback: Fallback, for_browsers: bool) -> None:
         instance(policy, Policy, "policy")
         if fallback not in _FALLBACKS:
             raise ValueError(f"fallback must be 'accept_close' or 'close', got {fallback!r}")
         self.policy = policy
         self.fallback: Fallback = fallback
+        self.for_browsers = boolean(for_browsers, "for_browsers")
 
     async def refusal(self, websocket: WebSocket) -> Reject | None:
         raise NotImplementedError
@@ -364,12 +370,15 @@ class _PreUpgradeCheck:
                 self.policy,
                 fallback=self.fallback,
                 outcome=self.fallback_outcome(),
+                for_browsers=self.for_browsers,
             )
 
 
 class _Authenticate(_PreUpgradeCheck):
-    def __init__(self, check: Check, realm: str, policy: Policy, fallback: Fallback) -> None:
-        super().__init__(policy, fallback)
+    def __init__(
+        self, check: Check, realm: str, policy: Policy, fallback: Fallback, for_browsers: bool
+    ) -> None:
+        super().__init__(policy, fallback, for_browsers)
         self.check = function(check, "check")
         self.unauthorized = Reject.unauthorized(realm=realm)
 
@@ -383,6 +392,7 @@ def authenticate(
     realm: str = "websocket",
     policy: Policy = DEFAULT,
     fallback: Fallback = "accept_close",
+    for_browsers: bool = False,
 ) -> Callable[[WebSocket], Awaitable[None]]:
     """A dependency refusing the upgrade when ``check(websocket)`` fails.
 
@@ -396,15 +406,24 @@ def authenticate(
     parameters' dependencies, so this check runs before any dependency of yours. In a plain
     Starlette endpoint, ``await authenticate(token_ok)(websocket)`` first thing, or use the
     ``@authenticated`` decorator. Compare tokens with ``hmac.compare_digest``.
+
+    ``fallback`` and ``for_browsers`` (for every check here) are :func:`refuse`'s: with
+    ``for_browsers=True`` a refused browser reads the profile's close code and reason
+    instead of a bare 1006.
     """
-    return _Authenticate(check, realm, policy, fallback)
+    return _Authenticate(check, realm, policy, fallback, for_browsers)
 
 
 class _Admit(_PreUpgradeCheck):
     def __init__(
-        self, connections: Connections, retry_after: int | None, policy: Policy, fallback: Fallback
+        self,
+        connections: Connections,
+        retry_after: int | None,
+        policy: Policy,
+        fallback: Fallback,
+        for_browsers: bool,
     ) -> None:
-        super().__init__(policy, fallback)
+        super().__init__(policy, fallback, for_browsers)
         self.connections = instance(connections, Connections, "connections")
         self.unavailable = Reject.unavailable(retry_after)
 
@@ -423,21 +442,24 @@ def admit(
     retry_after: int | None = None,
     policy: Policy | None = None,
     fallback: Fallback = "accept_close",
+    for_browsers: bool = False,
 ) -> Callable[[WebSocket], Awaitable[None]]:
     """A dependency refusing the upgrade with HTTP 503 (``Retry-After`` when given) while
     ``connections`` is full or draining (fallback: 1013, or 1012 while draining, under
     ``policy``, by default ``connections.policy``). ``guard`` alone accepts the extra
     connection and closes it with 1013 (1012) instead, which browsers can read."""
     instance(connections, Connections, "connections")
-    return _Admit(connections, retry_after, policy or connections.policy, fallback)
+    return _Admit(connections, retry_after, policy or connections.policy, fallback, for_browsers)
 
 
 Origin = str | re.Pattern[str] | None
 
 
 class _CheckOrigin(_PreUpgradeCheck):
-    def __init__(self, origins: Iterable[Origin], policy: Policy, fallback: Fallback) -> None:
-        super().__init__(policy, fallback)
+    def __init__(
+        self, origins: Iterable[Origin], policy: Policy, fallback: Fallback, for_browsers: bool
+    ) -> None:
+        super().__init__(policy, fallback, for_browsers)
         self.origins = tuple(origins)
         for origin in self.origins:
             if origin is not None and not isinstance(origin, str | re.Pattern):
@@ -459,7 +481,11 @@ class _CheckOrigin(_PreUpgradeCheck):
 
 
 def check_origin(
-    origins: Iterable[Origin], *, policy: Policy = DEFAULT, fallback: Fallback = "accept_close"
+    origins: Iterable[Origin],
+    *,
+    policy: Policy = DEFAULT,
+    fallback: Fallback = "accept_close",
+    for_browsers: bool = False,
 ) -> Callable[[WebSocket], Awaitable[None]]:
     """A dependency refusing the upgrade with HTTP 403 unless the ``Origin`` header is one
     of ``origins`` (exact strings, or compiled patterns that must match it whole; include
@@ -470,7 +496,7 @@ def check_origin(
     visitor's name (cross-site WebSocket hijacking). The same semantics as ``websockets``'
     own ``origins=``.
     """
-    return _CheckOrigin(origins, policy, fallback)
+    return _CheckOrigin(origins, policy, fallback, for_browsers)
 
 
 P = ParamSpec("P")
@@ -489,6 +515,7 @@ def authenticated(
     realm: str = "websocket",
     policy: Policy = DEFAULT,
     fallback: Fallback = "accept_close",
+    for_browsers: bool = False,
 ) -> Callable[[Callable[P, Awaitable[None]]], Callable[P, Awaitable[None]]]:
     """``authenticate`` as a decorator for a Starlette or FastAPI WebSocket endpoint.
 
@@ -496,7 +523,9 @@ def authenticated(
     run before the check (FastAPI solves them, then calls the endpoint): prefer the
     dependency, first in the route's ``dependencies``, when they do work of their own.
     """
-    dependency = authenticate(check, realm=realm, policy=policy, fallback=fallback)
+    dependency = authenticate(
+        check, realm=realm, policy=policy, fallback=fallback, for_browsers=for_browsers
+    )
 
     def decorate(endpoint: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
         @functools.wraps(endpoint)
