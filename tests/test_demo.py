@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.adapters.stacks import free_port, started
 from tests.wire import run
-from ws_close_policy import Profile
+from ws_close_policy import Profile, ReconnectPolicy
 from ws_close_policy.cli import main
 from ws_close_policy.demo.client import observe
 from ws_close_policy.demo.jobs import DemoSettings
+from ws_close_policy.demo.page import STABLE_AFTER
 from ws_close_policy.demo.probe import run_probe
 from ws_close_policy.demo.servers import running
+from ws_close_policy.reconnect import advice_table
 
 
 @pytest.mark.parametrize("adapter", ["websockets", "starlette"])
@@ -137,3 +145,45 @@ def test_serve_demo_drains_with_1012_on_sigterm() -> None:
     assert (seen.code, seen.reason) == (1012, "Service restarting")
     assert seen.messages[0]["type"] == "job_started"
     assert seen.messages[0]["version"] == "1.0.0"
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.headers["Content-Type"], response.read()
+
+
+@pytest.mark.parametrize("adapter", ["websockets", "starlette"])
+def test_serve_demo_serves_the_page(adapter: str, tmp_path: Path) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "ws_close_policy", "serve-demo", "--port", str(port),
+            "--adapter", adapter, "--restart-delay", "1", "2"]  # fmt: skip
+    with started("serve-demo", argv, port, tmp_path) as server:
+        base = f"http://127.0.0.1:{port}"
+        status, kind, body = _get(base + "/")
+        assert (status, kind) == (200, "text/html; charset=utf-8")
+        assert b'<script type="module" src="/demo.js"></script>' in body
+        assert _get(base + "/demo.js")[1].startswith("text/javascript")
+        table = json.loads(_get(base + "/advice.json")[2])
+        expected = advice_table(ReconnectPolicy(restart_delay=(1.0, 2.0)))
+        assert table == {**expected, "stable_after": STABLE_AFTER}
+        assert json.loads(_get(base + "/token")[2]) == {"token": "demo-token"}
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            _get(base + "/nothing-here")
+        assert missing.value.code == 404
+        missing.value.close()
+        assert f"the page: {base}/" in server.output()
+
+
+def test_demo_serve_keeps_the_page_up_after_the_script(tmp_path: Path) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "ws_close_policy", "demo", "--serve", "--port", str(port)]
+    with started("demo", argv, port, tmp_path) as server:
+        deadline = time.monotonic() + 60
+        while "serving the page at" not in server.output():
+            assert time.monotonic() < deadline, server.output()
+            assert server.process.poll() is None, server.output()
+            time.sleep(0.1)
+        assert _get(f"http://127.0.0.1:{port}/")[0] == 200
+        assert "16 passed, 0 failed" in server.output()
+        assert f"the page: http://127.0.0.1:{port}/" in server.output()
+        assert server.stop(signal.SIGTERM) == 0

@@ -75,6 +75,9 @@ def test_wheel_is_pure_python(wheel: Path) -> None:
     compiled = [n for n in names if n.endswith((".so", ".pyd", ".c", ".dylib", ".dll"))]
     assert compiled == []
     assert "ws_close_policy/py.typed" in names
+    assert {"ws_close_policy/demo/page/index.html", "ws_close_policy/demo/page/demo.js"} <= set(
+        names
+    )  # the demo's browser page
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Requires-Dist" not in text.split("Provides-Extra")[0]  # no runtime dependency

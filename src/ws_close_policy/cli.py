@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the reference server and every scenario")
     demo.add_argument("--adapter", choices=ADAPTERS, default="websockets")
     _add_profile(demo)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep serving the page after the scripted run, until SIGTERM or SIGINT",
+    )
+    demo.add_argument("--port", type=int, default=0, help="default: a free port")
 
     serve = commands.add_parser("serve-demo", help="serve the reference job-progress server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -95,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive_arg, default=None)
     serve.add_argument(
         "--job-seconds", type=float, default=1.0, help="how long ok-/fail-/big- jobs run"
+    )
+    serve.add_argument(
+        "--refusal",
+        choices=("http", "close"),
+        default="http",
+        help="refuse a bad token with HTTP 401 before the upgrade (default; a browser sees "
+        "only 1006) or accept and close 1008 (which a browser reads)",
+    )
+    serve.add_argument(
+        "--restart-delay",
+        nargs=2,
+        type=float,
+        default=(5.0, 30.0),
+        metavar=("LOW", "HIGH"),
+        help="the reconnect window after 1012 that clients are told (default: 5 30)",
     )
     _add_profile(serve)
 
@@ -159,14 +180,27 @@ def _demo(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
     if args.adapter == "starlette":
         _require("uvicorn", "starlette")
-    from .demo.script import render_rows, run_demo
+    from .demo.script import Row, render_rows, run_demo
+    from .demo.servers import Served
 
-    rows = asyncio.run(run_demo(args.adapter, args.profile))
-    print(f"reference job-progress server on {args.adapter}, profile {args.profile.name}\n")
-    print(render_rows(rows))
-    failed = [row.scenario for row in rows if not row.ok]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    def ready(served: Served) -> None:
+        print(f"the page: {served.page} (start jobs there; --serve keeps it up)", flush=True)
+
+    async def then(rows: list[Row], served: Served) -> None:
+        print(f"reference job-progress server on {args.adapter}, profile {args.profile.name}\n")
+        print(render_rows(rows))
+        failed = sum(not row.ok for row in rows)
+        print(f"\n{len(rows) - failed} passed, {failed} failed", flush=True)
+        if args.serve:
+            print(f"serving the page at {served.page} until SIGTERM or SIGINT", flush=True)
+            await served.connections.drain_on_signal()
+
+    run = run_demo(args.adapter, args.profile, port=args.port, ready=ready, then=then)
+    try:
+        rows = asyncio.run(run)
+    except OSError as exc:
+        raise SystemExit(f"ws-close-policy: cannot serve on port {args.port}: {exc}") from None
+    return 1 if any(not row.ok for row in rows) else 0
 
 
 def _serve_demo(args: argparse.Namespace) -> int:
@@ -179,15 +213,23 @@ def _serve_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.job_seconds > 0:
         raise SystemExit("ws-close-policy: --job-seconds must be positive")
+    low, high = args.restart_delay
+    if not 0 <= low <= high:
+        raise SystemExit("ws-close-policy: --restart-delay needs 0 <= LOW <= HIGH")
     settings = DemoSettings(
         token=args.token,
         profile=args.profile,
         max_connections=args.max_connections,
         step_seconds=args.job_seconds / PROGRESS_STEPS,
+        refusal=args.refusal,
+        restart_delay=(low, high),
     )
 
     def ready(uri: str) -> None:
+        page = "http" + uri.removeprefix("ws") + "/"
+        token = "" if args.token == "demo-token" else f"?token={args.token}"
         print(f"serving {uri}/jobs/{{job_id}}?token={args.token} on {args.adapter}", flush=True)
+        print(f"the page: {page}{token}", flush=True)
 
     try:
         asyncio.run(

@@ -16,9 +16,9 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile
+from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile, ReconnectPolicy
 from ..adapters.connection import Closed, PolicyConnection
 
 logger = logging.getLogger("ws_close_policy.demo")
@@ -32,12 +32,23 @@ STEP_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """How the reference server runs."""
+    """How the reference server runs.
+
+    ``refusal``: how a bad token is refused, ``"http"`` (HTTP 401 before the upgrade; a
+    browser sees only 1006) or ``"close"`` (accept, then close 1008, which a browser reads).
+    ``restart_delay``: the reconnect window after 1012 that the page is told (5-30 s).
+    """
 
     token: str = "demo-token"
     profile: Profile = Profile.ACTIONABLE
     max_connections: int | None = None
     step_seconds: float = STEP_SECONDS
+    refusal: Literal["http", "close"] = "http"
+    restart_delay: tuple[float, float] = (5.0, 30.0)
+
+    def reconnect(self) -> ReconnectPolicy:
+        """The reconnect policy the page follows."""
+        return ReconnectPolicy(restart_delay=self.restart_delay, profile=self.profile)
 
     def policy(self, summary: bool) -> Policy:
         """The policy of one connection: ``summary=1`` adds the summary-only fallback."""

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from .. import Outcome, Reject
 from ..adapters.connection import Connections, server_max_size
 from .jobs import DemoSettings, handle
+from .page import PAGE_PATHS, page_response
 
 Adapter = Literal["websockets", "starlette"]
 ADAPTERS: tuple[Adapter, ...] = ("websockets", "starlette")
 DRAIN_WINDOW = 1.0
 
 logger = logging.getLogger("ws_close_policy.demo")
+NOT_FOUND = Reject(404, (("Content-Type", "text/plain; charset=utf-8"),), b"Not Found\n")
 
 
 def _job_and_query(path: str) -> tuple[str | None, dict[str, str]]:
@@ -49,6 +52,8 @@ async def _websockets_server(
     sock: socket.socket, settings: DemoSettings, connections: Connections
 ) -> AsyncIterator[Any]:
     from websockets.asyncio.server import ServerConnection, serve
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request, Response
 
     from ..adapters import websockets as adapter
 
@@ -56,23 +61,44 @@ async def _websockets_server(
         job_id, query = _job_and_query(request.path)
         return job_id is not None and _token_matches(query.get("token"), settings.token)
 
+    async def page(_: ServerConnection, request: Request) -> Response | None:
+        found = page_response(request.path, settings)
+        if found is None or request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        kind, body = found
+        headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
+        return Response(200, "OK", headers, body)
+
+    async def jobs_only(_: ServerConnection, request: Request) -> Response | None:
+        if _job_and_query(request.path)[0] is None:
+            return adapter.to_response(NOT_FOUND)
+        return None
+
     async def handler(ws: ServerConnection) -> None:
         assert ws.request is not None
         job_id, query = _job_and_query(ws.request.path)
-        assert job_id is not None  # authenticate() let it through
+        assert job_id is not None  # jobs_only() let it through
         policy = settings.policy(summary=query.get("summary") == "1")
         async with adapter.guard(ws, policy, connections=connections) as conn:
+            if not token_ok(ws.request):  # refusal="close": a browser reads 1008
+                await conn.close(Outcome.POLICY_VIOLATION)
+                return
             await handle(conn, job_id, settings)
 
     options = adapter.serve_options(settings.policy(summary=False))
-    hook = adapter.authenticate(token_ok, realm="jobs")
+    hooks: list[adapter.ProcessRequest] = [page, jobs_only]
+    if settings.refusal == "http":
+        hooks.append(adapter.authenticate(token_ok, realm="jobs"))
+    hook = adapter.chain(*hooks)
     async with serve(handler, sock=sock, process_request=hook, **options) as server:
         yield server
 
 
 def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
     from starlette.applications import Starlette
-    from starlette.routing import WebSocketRoute
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import Response as HttpResponse
+    from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket
 
     from ..adapters import starlette as adapter
@@ -80,14 +106,24 @@ def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
     def token_ok(websocket: WebSocket) -> bool:
         return _token_matches(websocket.query_params.get("token"), settings.token)
 
-    @adapter.authenticated(token_ok, realm="jobs")
+    for_browsers = settings.refusal == "close"  # accept, then close 1008: a browser reads it
+    policy = settings.policy(summary=False)
+
+    @adapter.authenticated(token_ok, realm="jobs", policy=policy, for_browsers=for_browsers)
     async def jobs(websocket: WebSocket) -> None:
         job_id = websocket.path_params["job_id"]
         policy = settings.policy(summary=websocket.query_params.get("summary") == "1")
         async with adapter.guard(websocket, policy, connections=connections) as conn:
             await handle(conn, job_id, settings)
 
-    return Starlette(routes=[WebSocketRoute("/jobs/{job_id}", jobs)])
+    async def page(request: HttpRequest) -> HttpResponse:
+        found = page_response(request.url.path, settings)
+        assert found is not None  # only the page's routes lead here
+        kind, body = found
+        return HttpResponse(body, media_type=kind.split(";")[0])
+
+    routes: list[Any] = [Route(path, page) for path in PAGE_PATHS]
+    return Starlette(routes=[*routes, WebSocketRoute("/jobs/{job_id}", jobs)])
 
 
 @asynccontextmanager
@@ -135,6 +171,11 @@ class Served:
 
     uri: str
     connections: Connections
+
+    @property
+    def page(self) -> str:
+        """The browser page's URL."""
+        return "http" + self.uri.removeprefix("ws") + "/"
 
 
 @asynccontextmanager
