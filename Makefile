@@ -2,6 +2,7 @@
 # and the pinned development tools from constraints.txt. Nothing needs installing by hand.
 #
 #   make test                      lint, format check, mypy --strict, pytest with coverage
+#   make test-browser              the demo page in headless Chromium (installs Debian's chromium)
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
 #   make bench-instructions        instructions per call under callgrind (needs valgrind)
@@ -17,10 +18,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
+.PHONY: help install test test-browser lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 install: $(STAMP)
 
@@ -63,6 +64,19 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/fanout.py --quick
 	$(BIN)/python benchmarks/e2e.py --quick
 
+# The demo page in real headless Chromium (tests/browser, marked `browser`): Debian's
+# chromium package (apt-get, as root or through sudo) and Playwright for Python from
+# constraints.txt, pointed at that browser; nothing is downloaded at test time. Screenshots
+# of each state land in build/screenshots/.
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+test-browser: $(STAMP)
+	@test -x /usr/lib/chromium/chromium || command -v chromium >/dev/null 2>&1 || \
+		{ echo "installing Debian's chromium package"; \
+		  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null || \
+		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null; }; }
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,browser]'
+	$(BIN)/python -m pytest -m browser tests/browser
+
 # The sdist and the pure-Python wheel in dist/, then twine's metadata check.
 dist: $(STAMP)
 	rm -rf dist
@@ -90,7 +104,7 @@ fuzz: $(STAMP)
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,plot,fuzz]'
+	.venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,plot,fuzz,browser]'
 	echo '# Pinned development and CI versions (all Pythons 3.11-3.13). Regenerate with `make lock`.' > constraints.txt
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^ws-close-policy' >> constraints.txt
 	rm -rf .venv-lock
