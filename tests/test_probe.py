@@ -218,3 +218,38 @@ def test_a_guarded_server_passes_and_the_probe_exits_0(
     assert status == 0, out
     assert "7 passed, 0 failed" in out
     assert "fix:" not in out
+
+
+def test_a_server_that_keeps_talking_costs_one_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    async def chatty(ws: ServerConnection) -> None:
+        while True:  # pushes every 0.2 s and ignores what the client sends
+            await ws.send('{"type": "tick"}')
+            await asyncio.sleep(0.2)
+
+    with serving(websockets_server(chatty)) as uri:
+        started_at = time.monotonic()
+        status, out = _probe(uri, "--timeout", "1", capsys=capsys)
+        elapsed = time.monotonic() - started_at
+    assert status == 1
+    assert elapsed < 5
+    assert "message(s)) and kept the connection open (waited 1 s)" in out
+
+
+def _token_in_query(connection: ServerConnection, request: Request) -> Response | None:
+    if "token=ab%2Bc%2Fd%3D" in request.path:  # 'ab+c/d=', encoded
+        return None
+    headers = Headers({"WWW-Authenticate": 'Bearer realm="jobs"', "Content-Length": "0"})
+    return Response(http.HTTPStatus.UNAUTHORIZED, "Unauthorized", headers, b"")
+
+
+def test_the_token_is_url_encoded_and_a_refusal_says_what_was_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with serving(websockets_server(_closes_1000, _token_in_query)) as uri:
+        _, out = _probe(uri, "--token", "ab+c/d=", capsys=capsys)
+        assert "closed with 1000" in out  # the handshake got through
+        with pytest.raises(SystemExit, match="refused the credentials given"):
+            main(["probe", uri, "--token", "wrong"])
+        assert main(["probe", uri, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["error"].startswith("HTTP 401")

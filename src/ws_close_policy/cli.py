@@ -13,6 +13,7 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from .codes import describe
 from .profile import PRESETS, Profile, profile_named
@@ -227,8 +228,9 @@ def _serve_demo(args: argparse.Namespace) -> int:
 
     def ready(uri: str) -> None:
         page = "http" + uri.removeprefix("ws") + "/"
-        token = "" if args.token == "demo-token" else f"?token={args.token}"
-        print(f"serving {uri}/jobs/{{job_id}}?token={args.token} on {args.adapter}", flush=True)
+        quoted = quote(args.token, safe="")
+        token = "" if args.token == "demo-token" else f"?token={quoted}"
+        print(f"serving {uri}/jobs/{{job_id}}?token={quoted} on {args.adapter}", flush=True)
         print(f"the page: {page}{token}", flush=True)
 
     try:
@@ -250,7 +252,7 @@ def _probe(args: argparse.Namespace) -> int:
     if not url.startswith(("ws://", "wss://")):
         raise SystemExit(f"ws-close-policy: not a WebSocket URL: {url!r} (use ws:// or wss://)")
     if args.token:
-        url += ("&" if "?" in url else "?") + f"token={args.token}"
+        url += ("&" if "?" in url else "?") + "token=" + quote(args.token, safe="")
     headers = dict(_header(h) for h in args.header)
     try:
         results = asyncio.run(
@@ -260,9 +262,13 @@ def _probe(args: argparse.Namespace) -> int:
                 max_bytes=args.max_bytes,
                 timeout=args.timeout,
                 headers=headers,
+                credentials=bool(args.token or headers),
             )
         )
     except Refused as refused:
+        if args.json:
+            print(json.dumps({"url": args.url, "error": str(refused)}, indent=2))
+            return 1
         raise SystemExit(f"ws-close-policy: {args.url}: {refused}") from None
     failed = sum(not r.ok for r in results)
     if args.json:

@@ -67,7 +67,7 @@ class Codec(Protocol):
 def _finite_float(literal: str) -> float:
     value = float(literal)
     if math.isinf(value):
-        raise DecodeFailed(f"number out of range: {literal[:40]}")
+        raise DecodeFailed("number out of range")  # not the literal: it is the peer's data
     return value
 
 

@@ -132,3 +132,23 @@ def test_closed_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
 
     run(scenario())
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_peers_reason_reaches_the_fields_with_its_control_characters_escaped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "ws_close_policy")
+    transport = FakeTransport()
+    transport.leave(4002, "evil\nINFO fake line\x1b[31m")
+    run(_serve(guarded(transport)))
+    (record,) = _closes(caplog)
+    assert _f(record)["ws_reason"] == "evil\\nINFO fake line\\x1b[31m"
+
+
+def test_an_out_of_range_number_is_not_quoted_in_the_detail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run(_serve(guarded(FakeTransport('{"type": "x", "card": 4111111111111111e999}'))))
+    (record,) = _closes(caplog)
+    assert _f(record)["ws_violation"] == "invalid_json"
+    assert all("4111111111111111" not in str(vars(r)) for r in caplog.records)

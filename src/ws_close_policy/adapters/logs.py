@@ -9,7 +9,8 @@
 
 No message content is logged: ``detail`` is the library's own description of what was
 wrong (a decoder's error text, a size), cut to 200 characters and written with ``repr`` so
-that no control character reaches the log. Every record carries the fields below in
+that no control character reaches the log. The close reason a peer sent (``ws_reason``) has
+its control characters escaped. Every record carries the fields below in
 ``extra`` (as attributes of the ``LogRecord``), for JSON formatters and structlog.
 """
 
@@ -51,7 +52,7 @@ def close_fields(event: CloseEvent, connection: str, peer: str | None) -> dict[s
         "ws_peer": peer,
         "ws_code": event.code,
         "ws_label": event.label,
-        "ws_reason": event.reason,
+        "ws_reason": _printable(event.reason),
         "ws_closed_by": event.closed_by,
         "ws_violation": None if event.violation is None else str(event.violation),
         "ws_outcome": None if event.outcome is None else str(event.outcome),
@@ -62,6 +63,11 @@ def close_fields(event: CloseEvent, connection: str, peer: str | None) -> dict[s
         "ws_bytes_in": event.bytes_in,
         "ws_bytes_out": event.bytes_out,
     }
+
+
+def _printable(text: str) -> str:
+    """The text, with any control character escaped: a peer writes close reasons."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _level_of(event: CloseEvent) -> int:

@@ -51,24 +51,27 @@ async def observe(
     timeout: float = 10.0,
     wait_first: bool = False,
     headers: dict[str, str] | None = None,
+    total: float | None = None,
 ) -> Observation:
     """Connect, optionally wait for the first message, send, then read until closed (at
-    most ``timeout`` seconds for each message and for the close)."""
+    most ``timeout`` seconds for each message and for the close, and ``total`` seconds in
+    all when given, however many messages the server sends)."""
     seen = Observation()
     options: dict[str, Any] = {"open_timeout": timeout, "close_timeout": timeout}
     try:
         async with connect(uri, max_size=None, additional_headers=headers, **options) as ws:
             try:
-                if wait_first:
-                    seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
-                for message in send:
-                    await ws.send(message)
-                while True:
-                    seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
+                async with asyncio.timeout(total):
+                    if wait_first:
+                        seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
+                    for message in send:
+                        await ws.send(message)
+                    while True:
+                        seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
             except ConnectionClosed:
                 pass
             except TimeoutError:
-                seen.kept_open = timeout
+                seen.kept_open = timeout if total is None else total
                 return seen
             received = ws.protocol.close_rcvd
             if received is not None:

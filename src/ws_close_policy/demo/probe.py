@@ -120,17 +120,23 @@ async def run_probe(
     max_bytes: int = 1_048_576,
     timeout: float = 5.0,
     headers: dict[str, str] | None = None,
+    credentials: bool = False,
 ) -> list[ProbeResult]:
-    """Probe ``url`` with every bad input at once; raises :class:`Refused` when the
-    handshake is refused or the server cannot be reached."""
+    """Probe ``url`` with every bad input at once, waiting at most ``timeout`` seconds for
+    each close (however many messages the server sends meanwhile); raises :class:`Refused`
+    when the handshake is refused or the server cannot be reached. ``credentials``: whether
+    the caller passed any (for the message of a refusal)."""
     first = await handshake(url, timeout=timeout, headers=headers)
     if first.error is not None:
         raise Refused(first.error)
     if first.status is not None:
-        raise Refused(_refusal(first))
+        raise Refused(_refusal(first, credentials))
     cases = probe_inputs(max_bytes)
     seen = await asyncio.gather(
-        *(observe(url, [data], timeout=timeout, headers=headers) for _, data, _, _ in cases)
+        *(
+            observe(url, [data], timeout=timeout, headers=headers, total=timeout)
+            for _, data, _, _ in cases
+        )
     )
     results = []
     for (name, data, violation, when), observed in zip(cases, seen, strict=True):
@@ -140,11 +146,13 @@ async def run_probe(
     return results
 
 
-def _refusal(seen: Observation) -> str:
+def _refusal(seen: Observation, credentials: bool) -> str:
     status = seen.status
     if status == 401:
         how = seen.headers.get("www-authenticate", "")
         wants = f" ({how})" if how else ""
+        if credentials:
+            return f"HTTP 401{wants}: the server refused the credentials given"
         return f"HTTP 401{wants}: pass --token TOKEN or --header 'Authorization: Bearer ...'"
     if status == 403:
         return "HTTP 403: the server refused this client (an Origin check? try --header Origin:...)"
