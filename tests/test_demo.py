@@ -184,6 +184,8 @@ def test_demo_serve_keeps_the_page_up_after_the_script(tmp_path: Path) -> None:
             assert server.process.poll() is None, server.output()
             time.sleep(0.1)
         assert _get(f"http://127.0.0.1:{port}/")[0] == 200
+        job = run(observe(f"ws://127.0.0.1:{port}/jobs/ok-1?token=demo-token", timeout=10))
+        assert (job.code, job.reason) == (1000, "Completed")  # not the script's drain
         assert "16 passed, 0 failed" in server.output()
         assert f"the page: http://127.0.0.1:{port}/" in server.output()
         assert server.stop(signal.SIGTERM) == 0

@@ -181,27 +181,35 @@ def _demo(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
     if args.adapter == "starlette":
         _require("uvicorn", "starlette")
-    from .demo.script import Row, render_rows, run_demo
-    from .demo.servers import Served
+    from .demo.jobs import DemoSettings
+    from .demo.script import render_rows, run_demo
+    from .demo.servers import Served, serve_until_signalled
+
+    served_on: list[Served] = []
 
     def ready(served: Served) -> None:
+        served_on.append(served)
         print(f"the page: {served.page} (start jobs there; --serve keeps it up)", flush=True)
 
-    async def then(rows: list[Row], served: Served) -> None:
+    async def demo_then_serve() -> bool:
+        rows = await run_demo(args.adapter, args.profile, port=args.port, ready=ready)
         print(f"reference job-progress server on {args.adapter}, profile {args.profile.name}\n")
         print(render_rows(rows))
         failed = sum(not row.ok for row in rows)
         print(f"\n{len(rows) - failed} passed, {failed} failed", flush=True)
-        if args.serve:
-            print(f"serving the page at {served.page} until SIGTERM or SIGINT", flush=True)
-            await served.connections.drain_on_signal()
+        if args.serve:  # a fresh server on the same port: the script ended with a drain
+            page = served_on[0].page
+            port = int(page.rsplit(":", 1)[1].strip("/"))
+            print(f"serving the page at {page} until SIGTERM or SIGINT", flush=True)
+            settings = DemoSettings(profile=args.profile)
+            await serve_until_signalled(args.adapter, settings, "127.0.0.1", port)
+        return failed == 0
 
-    run = run_demo(args.adapter, args.profile, port=args.port, ready=ready, then=then)
     try:
-        rows = asyncio.run(run)
+        passed = asyncio.run(demo_then_serve())
     except OSError as exc:
         raise SystemExit(f"ws-close-policy: cannot serve on port {args.port}: {exc}") from None
-    return 1 if any(not row.ok for row in rows) else 0
+    return 0 if passed else 1
 
 
 def _serve_demo(args: argparse.Namespace) -> int:

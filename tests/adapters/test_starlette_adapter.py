@@ -254,6 +254,24 @@ def test_for_browsers_refuses_with_a_close_code_every_server(kind: str) -> None:
     assert (seen.status, seen.code, seen.reason) == (None, 1008, "Authentication required")
 
 
+def test_for_browsers_says_when_the_origin_was_refused() -> None:
+    check = adapter.check_origin(["https://app.example"], for_browsers=True)
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await check(websocket)
+        await websocket.accept()
+        await websocket.close()
+
+    local_app = Starlette(routes=[WebSocketRoute("/", endpoint)])
+
+    async def scenario() -> Seen:
+        async with asgi_server(local_app, "uvicorn-websockets-sansio") as uri:
+            return await exchange(uri + "/", origin="https://evil.example")
+
+    seen = run(scenario())
+    assert (seen.status, seen.code, seen.reason) == (None, 1008, "Origin not allowed")
+
+
 @pytest.mark.parametrize("fallback", ["accept_close", "close"])
 def test_refusal_fallbacks_without_the_denial_extension(fallback: str) -> None:
     # As on a server without the extension (daphne): no HTTP refusal after routing.

@@ -70,7 +70,7 @@ def test_progress_then_the_policys_closes(page: Any, tmp_path: Path) -> None:
         screenshot(page, "progress")
         _until(ok, lambda d: d.get("code") == "1000")
         assert ok.locator(".close").inner_text() == "1000 'Completed'"
-        assert ok.locator(".advice").inner_text().startswith("stop:")
+        assert ok.locator(".advice").inner_text().startswith("no reconnect")
         assert ok.locator("progress").get_attribute("value") == "1"
         assert ok.get_attribute("data-state") == "done"
 

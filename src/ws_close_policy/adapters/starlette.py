@@ -312,6 +312,7 @@ async def refuse(
     fallback: Fallback = "accept_close",
     outcome: Outcome | None = None,
     for_browsers: bool = False,
+    reason: str | None = None,
 ) -> None:
     """Refuse the handshake with ``refusal``, before ``accept()``: always raises.
 
@@ -319,8 +320,9 @@ async def refuse(
     ``websocket.http.response`` extension (uvicorn, hypercorn), for the framework's own
     exception handling to answer with. Elsewhere ``fallback`` decides: ``"accept_close"``
     accepts and raises ``WebSocketException`` with the profile's code for ``outcome``
-    (by default 1008 for 401 and 403, 1013 otherwise), which browsers can read; ``"close"``
-    raises it before accepting: the client sees HTTP 403.
+    (by default 1008 for 401 and 403, 1013 otherwise) and its reason (or ``reason``),
+    which browsers can read; ``"close"`` raises it before accepting: the client sees HTTP
+    403.
 
     ``for_browsers=True`` accepts and closes with the profile's code on every server: a
     browser cannot read the HTTP status of a refused handshake (it sees 1006), but it reads
@@ -335,7 +337,7 @@ async def refuse(
         raise HTTPException(refusal.status, refusal.body.decode().strip(), headers=headers)
     if outcome is None:
         outcome = Outcome.POLICY_VIOLATION if refusal.status in (401, 403) else Outcome.OVERLOADED
-    close = close_for(outcome, policy)
+    close = close_for(outcome, policy, reason)
     if fallback == "accept_close" or for_browsers:
         await websocket.accept()
     raise WebSocketException(int(close.code), close.reason)
@@ -361,6 +363,9 @@ class _PreUpgradeCheck:
     def fallback_outcome(self) -> Outcome | None:
         return None
 
+    def fallback_reason(self) -> str | None:
+        return None
+
     async def __call__(self, websocket: WebSocket) -> None:
         refusal = await self.refusal(websocket)
         if refusal is not None:
@@ -371,6 +376,7 @@ class _PreUpgradeCheck:
                 fallback=self.fallback,
                 outcome=self.fallback_outcome(),
                 for_browsers=self.for_browsers,
+                reason=self.fallback_reason(),
             )
 
 
@@ -478,6 +484,9 @@ class _CheckOrigin(_PreUpgradeCheck):
             ):
                 return None
         return Reject.forbidden()
+
+    def fallback_reason(self) -> str:
+        return "Origin not allowed"  # not the profile's 1008 reason, which is about tokens
 
 
 def check_origin(

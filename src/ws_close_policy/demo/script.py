@@ -201,20 +201,16 @@ async def run_demo(
     *,
     port: int = 0,
     ready: Callable[[Served], None] | None = None,
-    then: Callable[[list[Row], Served], Awaitable[None]] | None = None,
 ) -> list[Row]:
-    """Run every scenario against the reference server; ``ready`` is called once it
-    serves, ``then`` with the rows while it still does (say, to keep serving the page)."""
+    """Run every scenario against the reference server (on ``port``, default a free one);
+    ``ready`` is called once it serves."""
     settings = DemoSettings(
         token=token, profile=profile, max_connections=MAX_CONNECTIONS, step_seconds=0.1
     )
     async with running(adapter, settings, port=port) as served:
         if ready is not None:
             ready(served)
-        rows = await Demo(served, profile, token).run()
-        if then is not None:
-            await then(rows, served)
-        return rows
+        return await Demo(served, profile, token).run()
 
 
 def render_rows(rows: list[Row]) -> str:

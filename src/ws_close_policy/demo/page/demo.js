@@ -14,7 +14,7 @@ export function advise(table, code, attempt) {
   const named = table.actions[String(seen)];
   if (named !== undefined) {
     action = named;
-    reading = `${table.profile} says ${named}`;
+    reading = `${table.profile}: ${seen} means ${named.replace("_", " ")}`;
   } else if (seen >= 3000 && seen <= 4999) {
     const band = table.bands.find((b) => b.first <= seen && seen <= b.last);
     if (band !== undefined) {
@@ -113,7 +113,7 @@ class Job {
     const token = encodeURIComponent(this.page.token.value);
     const summary = this.summary ? "&summary=1" : "";
     this.opened = false;
-    this.show("open", "connecting", "", "");
+    this.show("connecting", "connecting", "", "");
     this.ws = new WebSocket(`${this.page.base}/jobs/${this.id}?token=${token}${summary}`);
     this.ws.onopen = () => {
       this.opened = true;
@@ -138,6 +138,8 @@ class Job {
   }
 
   closed(event) {
+    const bar = this.card.querySelector("progress");
+    if (!bar.hasAttribute("value")) bar.value = 0; // a slow job's bar stops moving
     const reason = event.reason ? ` '${event.reason}'` : " (no reason)";
     this.card.dataset.code = String(event.code);
     this.card.querySelector(".close").textContent = `${event.code}${reason}`;
@@ -147,7 +149,7 @@ class Job {
     this.card.dataset.attempt = String(this.reconnector.attempt);
     if (advice.action === "stop") {
       const state = event.code === 1000 || event.code === 1001 ? "done" : "stopped";
-      this.show(state, "closed", `stop: ${advice.why}`, explain);
+      this.show(state, "closed", `no reconnect (${advice.why})`, explain);
       return;
     }
     const delay = delayOf(advice, this.page.table);
@@ -165,7 +167,8 @@ class Job {
     const until = performance.now() + delay * 1000;
     const tick = () => {
       const left = Math.max(0, (until - performance.now()) / 1000);
-      this.show("waiting", "closed", `${doing} in ${left.toFixed(1)} s (${why})`, explain);
+      const when = left > 0 ? `in ${left.toFixed(1)} s` : "now";
+      this.show("waiting", "waiting", `${doing} ${when} (${why})`, explain);
       if (left > 0) {
         this.timer = setTimeout(tick, 100);
       } else {
