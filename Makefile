@@ -6,6 +6,7 @@
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
 #   make bench-instructions        instructions per call under callgrind (needs valgrind)
+#   make autobahn                  Autobahn|Testsuite: each adapter vs its bare server
 #   make dist                      the sdist and the wheel in dist/, checked by twine
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
 #   make fuzz SECONDS=600          the atheris fuzzers (corpus kept in fuzz/corpus/)
@@ -18,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test test-browser lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
+.PHONY: help install test test-browser autobahn lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
 
 help:
 	@sed -n '1,13p' Makefile
@@ -76,6 +77,12 @@ test-browser: $(STAMP)
 		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null; }; }
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,browser]'
 	$(BIN)/python -m pytest -m browser tests/browser
+
+# Autobahn|Testsuite through every adapter next to its bare transport, on every server
+# (a few minutes; wstest needs Python 2.7, found on PATH or under pyenv, or AUTOBAHN_PYTHON2).
+# Fails when an adapter scores worse than its bare transport in a case stable across runs.
+autobahn: $(STAMP)
+	$(BIN)/python conformance/autobahn.py
 
 # The sdist and the pure-Python wheel in dist/, then twine's metadata check.
 dist: $(STAMP)

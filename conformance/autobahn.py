@@ -1,0 +1,284 @@
+"""Autobahn|Testsuite through each adapter, next to its bare transport.
+
+For every server, two echo servers run as real processes, started the way users start them:
+the bare echo (conformance/bare_echo.py, no library) and the same echo through the adapter
+(examples/conformance_echo.py). wstest's fuzzing client plays every selected case against
+both, ``--runs`` times. A case counts when both agents give the same verdict in every run
+(stable); the adapter must then score no worse than its bare transport. Cases whose verdict
+changes from run to run are listed, not judged.
+
+wstest runs on Python 2.7 only; it is installed once with ``pip install --target`` into
+build/autobahn/site from conformance/requirements-autobahn.txt. Reports land in
+build/autobahn/run-N/ (open index.html), and a summary in build/autobahn/summary.json
+(``--out`` for another directory).
+
+    python conformance/autobahn.py [--stacks websockets hypercorn] [--runs 2]
+                                   [--cases '1.*' '7.*'] [--python2 PATH]
+
+Exit status: 0 when no stable case is worse through an adapter, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "autobahn"
+SITE = OUT / "site"
+REQUIREMENTS = ROOT / "conformance" / "requirements-autobahn.txt"
+LIMIT = 16 * 1024 * 1024
+
+STACKS = (
+    "websockets",
+    "uvicorn-websockets-sansio",
+    "uvicorn-websockets",
+    "uvicorn-wsproto",
+    "hypercorn",
+    "granian",
+    "daphne",
+)
+#: (label, module) of the two echo servers compared on each stack.
+APPS = (("bare", "conformance.bare_echo"), ("adapter", "examples.conformance_echo"))
+#: 9.* is throughput (messages up to 16 MiB, minutes per agent); 12.* and 13.* are
+#: permessage-deflate, which not every server offers. Select them with --cases.
+DEFAULT_EXCLUDE = ("9.*", "12.*", "13.*")
+#: Autobahn's verdicts, best first; INFORMATIONAL cases are not graded.
+RANK = {"OK": 0, "INFORMATIONAL": 0, "NON-STRICT": 1, "UNIMPLEMENTED": 2}
+FAILED_RANK = 3
+
+
+def server_command(stack: str, module: str, port: int) -> list[str]:
+    """How a user starts ``module``'s echo on ``stack``."""
+    python, host, app = sys.executable, "127.0.0.1", f"{module}:app"
+    if stack == "websockets":
+        return [python, "-m", module, str(port)]
+    if stack.startswith("uvicorn-"):
+        return [python, "-m", "uvicorn", app, "--host", host, "--port", str(port),
+                "--ws", stack.removeprefix("uvicorn-"), "--log-level", "warning"]  # fmt: skip
+    if stack == "hypercorn":
+        return [python, "-m", "hypercorn", app, "--bind", f"{host}:{port}"]
+    if stack == "granian":
+        return [python, "-m", "granian", "--interface", "asgi", "--host", host,
+                "--port", str(port), "--log-level", "warning", app]  # fmt: skip
+    if stack == "daphne":
+        return [python, "-m", "daphne", "-b", host, "-p", str(port),
+                "--websocket-max-message-size", str(LIMIT),
+                "--websocket-max-frame-size", str(LIMIT), app]  # fmt: skip
+    raise ValueError(f"unknown stack {stack!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_accepting(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not accept within {timeout} s")
+
+
+@contextmanager
+def running(stack: str, module: str, log: Path) -> Iterator[str]:
+    """One echo server process in its own process group; yields its ws:// URI."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            server_command(stack, module, port),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_accepting(port, process)
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def is_python27(executable: str) -> bool:
+    # A pyenv shim exists even when it cannot run: ask the interpreter itself.
+    try:
+        found = subprocess.run(
+            [executable, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except OSError:
+        return False
+    return found.stdout.strip() == "True"
+
+
+def find_python2(given: str | None) -> str:
+    candidates = [given, os.environ.get("AUTOBAHN_PYTHON2"), shutil.which("python2.7")]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python")))
+    for candidate in candidates:
+        if candidate and is_python27(candidate):
+            return candidate
+    sys.exit(
+        "Autobahn|Testsuite needs Python 2.7 (none found): pass --python2 PATH, set "
+        "AUTOBAHN_PYTHON2, or put python2.7 on PATH (e.g. `pyenv install 2.7.18`)."
+    )
+
+
+def install_wstest(python2: str) -> Path:
+    site = SITE
+    stamp = site / ".installed"
+    if stamp.exists() and stamp.read_text() == REQUIREMENTS.read_text():
+        return site
+    shutil.rmtree(site, ignore_errors=True)
+    subprocess.run(
+        [python2, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-warn-script-location", "--target", str(site), "-r", str(REQUIREMENTS)],
+        check=True,
+    )  # fmt: skip
+    stamp.write_text(REQUIREMENTS.read_text())
+    return site
+
+
+def run_wstest(python2: str, site: Path, servers: list[dict[str, str]], cases: Sequence[str],
+               outdir: Path) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """One fuzzing-client pass over ``servers``; Autobahn's index (agent -> case -> result)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "outdir": str(outdir),
+        "servers": servers,
+        "cases": list(cases) or ["*"],
+        "exclude-cases": [] if cases else list(DEFAULT_EXCLUDE),
+        "exclude-agent-cases": {},
+    }
+    spec_file = outdir / "spec.json"
+    spec_file.write_text(json.dumps(spec, indent=2))
+    # addsitedir, not PYTHONPATH: zope's namespace package needs the .pth files processed.
+    launcher = (
+        f"import site, sys; site.addsitedir({str(site)!r}); "
+        "from autobahntestsuite.wstest import run; sys.exit(run())"
+    )
+    with (outdir / "wstest.log").open("wb") as log:
+        subprocess.run(
+            [python2, "-c", launcher, "-m", "fuzzingclient", "-s", str(spec_file)],
+            cwd=outdir, stdout=log, stderr=subprocess.STDOUT, check=True,
+        )  # fmt: skip
+    index: dict[str, dict[str, Any]] = json.loads((outdir / "index.json").read_text())
+    return index
+
+
+def score(result: dict[str, Any]) -> tuple[int, int]:
+    """(behaviour, closing behaviour), lower is better."""
+    behaviour = RANK.get(result["behavior"], FAILED_RANK)
+    closing = 0 if result["behaviorClose"] in ("OK", "INFORMATIONAL") else 1
+    return behaviour, closing
+
+
+def verdict(result: dict[str, Any]) -> str:
+    return f"{result['behavior']}/{result['behaviorClose']}"
+
+
+def compare(stack: str, runs: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    bare = [run[f"{stack}/bare"] for run in runs]
+    adapter = [run[f"{stack}/adapter"] for run in runs]
+    worse, better, unstable = [], [], []
+    for case in sorted(bare[0], key=lambda c: [int(p) for p in c.split(".")]):
+        bare_verdicts = {verdict(r[case]) for r in bare}
+        adapter_verdicts = {verdict(r[case]) for r in adapter}
+        if len(bare_verdicts) > 1 or len(adapter_verdicts) > 1:
+            unstable.append(
+                f"{case}: bare {sorted(bare_verdicts)}, adapter {sorted(adapter_verdicts)}"
+            )
+            continue
+        b, a = score(bare[0][case]), score(adapter[0][case])
+        line = f"{case}: bare {verdict(bare[0][case])}, adapter {verdict(adapter[0][case])}"
+        if a > b:
+            worse.append(line)
+        elif a < b:
+            better.append(line)
+    return {
+        "bare": dict(Counter(verdict(r) for r in bare[-1].values())),
+        "adapter": dict(Counter(verdict(r) for r in adapter[-1].values())),
+        "worse": worse,
+        "better": better,
+        "unstable": unstable,
+    }
+
+
+def stop(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
+    parser.add_argument("--runs", type=int, default=2, help="passes over every case (2)")
+    excluded = ", ".join(DEFAULT_EXCLUDE)
+    parser.add_argument("--cases", nargs="*", default=[],
+                        help=f"case patterns (default: all but {excluded})")  # fmt: skip
+    parser.add_argument("--python2", help="Python 2.7 interpreter for wstest")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"reports and logs ({OUT})")
+    args = parser.parse_args(argv)
+    # Stopped from outside: unwind, so that every server process is stopped too.
+    signal.signal(signal.SIGTERM, stop)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    python2 = find_python2(args.python2)
+    site = install_wstest(python2)
+    runs = []
+    with ExitStack() as processes:
+        servers = []
+        for name in args.stacks:
+            for label, module in APPS:
+                agent = f"{name}/{label}"
+                log = args.out / "logs" / f"{agent.replace('/', '-')}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                servers.append(
+                    {"agent": agent, "url": processes.enter_context(running(name, module, log))}
+                )
+        for number in range(1, args.runs + 1):
+            print(f"== Autobahn pass {number} of {args.runs}: {len(servers)} servers", flush=True)
+            runs.append(run_wstest(python2, site, servers, args.cases, args.out / f"run-{number}"))
+
+    summary = {name: compare(name, runs) for name in args.stacks}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    failed = False
+    for name, result in summary.items():
+        print(f"\n{name}\n  bare:    {result['bare']}\n  adapter: {result['adapter']}")
+        for key in ("worse", "better", "unstable"):
+            for line in result[key]:
+                print(f"  {key}: {line}")
+        failed = failed or bool(result["worse"])
+    print(f"\nreports: {args.out}/run-N/index.html; summary: {args.out / 'summary.json'}")
+    print("FAIL: an adapter scores worse than its bare transport" if failed else
+          "OK: no adapter scores worse than its bare transport in any stable case")  # fmt: skip
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
