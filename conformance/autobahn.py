@@ -304,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT,
                         help=f"reports and logs ({OUT}; wstest stays in {SITE})")  # fmt: skip
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # wstest runs in its report directory
     # Stopped from outside: unwind, so that every server process is stopped too. SIGINT is
     # set explicitly because a shell starts background jobs with it ignored.
     signal.signal(signal.SIGTERM, stop)
@@ -328,7 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for number in range(1, args.runs + 1):
             print(f"== Autobahn pass {number} of {args.runs}: {len(cases)} cases, "
                   f"{len(servers)} servers", flush=True)  # fmt: skip
-            runs.append(run_wstest(python2, site, servers, cases, args.out / f"run-{number}"))
+            outdir = args.out / f"run-{number}"
+            try:
+                runs.append(run_wstest(python2, site, servers, cases, outdir))
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+                print(f"wstest did not finish ({error}); see {outdir / 'wstest.log'}")
+                return 1
 
     summary = {name: compare(name, runs) for name in args.stacks}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
