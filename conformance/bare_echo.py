@@ -12,7 +12,7 @@ import sys
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.server import ServerConnection, serve
 
 LIMIT = 16 * 1024 * 1024
@@ -25,14 +25,17 @@ async def echo(ws: ServerConnection) -> None:
 
 async def starlette_echo(websocket: WebSocket) -> None:
     await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await websocket.send_text(message["text"])
-        else:
-            await websocket.send_bytes(message["bytes"])
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:  # the client left while we echoed
+        return
 
 
 app = Starlette(routes=[WebSocketRoute("/", starlette_echo)])

@@ -14,9 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from conformance import bare_echo
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -97,22 +95,7 @@ async def _drops(ws: ServerConnection) -> None:
 def test_a_bare_starlette_echo_server_echoes_and_keeps_the_connection_open(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    async def echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if message.get("text") is not None:
-                    await websocket.send_text(message["text"])
-                else:
-                    await websocket.send_bytes(message["bytes"])
-        except WebSocketDisconnect:
-            return
-
-    app = Starlette(routes=[WebSocketRoute("/", echo)])
-    with serving(lambda: asgi_server(app, "uvicorn-websockets-sansio")) as uri:
+    with serving(lambda: asgi_server(bare_echo.app, "uvicorn-websockets-sansio")) as uri:
         status, out = _probe(uri + "/", capsys=capsys)
     assert status == 1
     assert out.count("echoed the message and kept the connection open (waited 0.5 s)") == 7
@@ -149,11 +132,13 @@ def test_what_a_bare_websockets_server_did_instead(
     assert "0 passed, 7 failed" in out
 
 
-def _requires_bearer(connection: ServerConnection, request: Request) -> Response | None:
-    if request.headers.get("Authorization") == "Bearer s3cret":
-        return None
+def _unauthorized() -> Response:
     headers = Headers({"WWW-Authenticate": 'Bearer realm="jobs"', "Content-Length": "0"})
     return Response(http.HTTPStatus.UNAUTHORIZED, "Unauthorized", headers, b"")
+
+
+def _requires_bearer(connection: ServerConnection, request: Request) -> Response | None:
+    return None if request.headers.get("Authorization") == "Bearer s3cret" else _unauthorized()
 
 
 def test_a_refused_handshake_stops_at_once_with_one_message(
@@ -236,10 +221,8 @@ def test_a_server_that_keeps_talking_costs_one_timeout(capsys: pytest.CaptureFix
 
 
 def _token_in_query(connection: ServerConnection, request: Request) -> Response | None:
-    if "token=ab%2Bc%2Fd%3D" in request.path:  # 'ab+c/d=', encoded
-        return None
-    headers = Headers({"WWW-Authenticate": 'Bearer realm="jobs"', "Content-Length": "0"})
-    return Response(http.HTTPStatus.UNAUTHORIZED, "Unauthorized", headers, b"")
+    encoded = "token=ab%2Bc%2Fd%3D" in request.path  # 'ab+c/d=', encoded
+    return None if encoded else _unauthorized()
 
 
 def test_the_token_is_url_encoded_and_a_refusal_says_what_was_given(

@@ -20,8 +20,8 @@ from ws_close_policy import (
     Session,
     Violation,
 )
-from ws_close_policy.codes import LABELS, close_label, is_sendable
-from ws_close_policy.metrics import CloseCounter
+from ws_close_policy.codes import CODE_CLASSES, LABELS, close_label, is_sendable
+from ws_close_policy.metrics import CloseCounter, close_labels
 from ws_close_policy.session import State
 
 
@@ -173,6 +173,24 @@ def test_close_counter() -> None:
     snapshot = counter.snapshot()
     assert set(snapshot) == LABELS
     assert snapshot["policy_violation"] == 0
+
+
+def test_close_labels_come_from_bounded_sets() -> None:
+    session, events, _ = _session()
+    session.receive("not json")
+    session.peer_closed(70000, "anything a peer chose")
+    assert close_labels(events[0]) == {
+        "label": "protocol_error",
+        "code_class": "client_error",
+        "closed_by": "local",
+        "violation": str(events[0].violation),
+    }
+    other, others, _ = _session()
+    other.peer_closed(70000, "anything a peer chose")
+    labels = close_labels(others[0])
+    assert (labels["label"], labels["violation"]) == ("invalid", "none")
+    assert labels["label"] in LABELS
+    assert labels["code_class"] in CODE_CLASSES
 
 
 @pytest.mark.parametrize("code", [0, 999, 1016, 2999, 5000, 65535, -1])

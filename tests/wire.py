@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 T = TypeVar("T")
@@ -55,3 +55,17 @@ async def exchange(uri: str, *send: str | bytes, wait: float = TIMEOUT, **kwargs
         seen.status = exc.response.status_code
         seen.headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
     return seen
+
+
+async def close_received(ws: ClientConnection, wait: float) -> tuple[int, str] | None:
+    """Read (and drop) messages until the connection closes, for at most ``wait`` seconds
+    (else ``TimeoutError``): the server's close frame as (code, reason), or ``None`` when
+    none came (the client sees 1006)."""
+    try:
+        async with asyncio.timeout(wait):
+            async for _ in ws:
+                pass
+    except ConnectionClosed:
+        pass
+    received = ws.protocol.close_rcvd
+    return None if received is None else (int(received.code), received.reason)

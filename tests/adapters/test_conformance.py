@@ -13,11 +13,10 @@ import pytest
 from examples import conformance_echo
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from tests.asgi_servers import SERVERS, asgi_server
-from tests.wire import run
+from tests.wire import close_received, run
 from ws_close_policy.adapters import websockets as adapter
 
 STACKS = ("websockets", *SERVERS)
@@ -49,14 +48,8 @@ async def _raw_frame(ws: ClientConnection, frame: Frame) -> None:
 
 
 async def _close_code(ws: ClientConnection) -> int | None:
-    try:
-        async with asyncio.timeout(5):
-            async for _ in ws:
-                pass
-    except ConnectionClosed:
-        pass
-    received = ws.protocol.close_rcvd
-    return None if received is None else int(received.code)
+    closed = await close_received(ws, 5)
+    return None if closed is None else closed[0]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from tests import job_protocol
 from tests.adapters.stacks import STACKS, Server, server_process
-from tests.wire import Seen, exchange, run
+from tests.wire import Seen, close_received, exchange, run
 
 JOBS = "/jobs?token=demo-token"
 #: Stacks that drop the close reason the app gives (the client sees the code only).
@@ -238,15 +237,9 @@ async def _pipelined(uri: str) -> Seen:
         await ws.send("{}")
         await ws.send('{"a"')
         await ws.ping()
-        try:
-            async with asyncio.timeout(10):
-                async for _ in ws:
-                    pass
-        except ConnectionClosed:
-            pass
-        received = ws.protocol.close_rcvd
-        if received is not None:
-            seen.code, seen.reason = int(received.code), received.reason
+        closed = await close_received(ws, 10)
+        if closed is not None:
+            seen.code, seen.reason = closed
     return seen
 
 

@@ -48,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
 
 from ..actions import Reject
 from ..arguments import boolean, function, instance
-from ..codes import CloseCode
+from ..codes import CloseCode, code_info
 from ..enums import Outcome
 from ..lifecycle import close_for
 from ..policy import DEFAULT, Policy
@@ -254,11 +254,8 @@ def _peer_from(message: dict[str, Any]) -> Closed:
     if code == CloseCode.NO_STATUS_RCVD:
         return Closed(None, "")
     reason = message.get("reason") or ""
-    return Closed(int(code), reason, server=code in _SERVER_ONLY)
-
-
-#: The codes only a server sends (IANA registry): 1011, 1012, 1013, 1014.
-_SERVER_ONLY = frozenset(CloseCode(c) for c in (1011, 1012, 1013, 1014))
+    info = code_info(code)
+    return Closed(int(code), reason, server=info is not None and info.sent_by == "server")
 
 
 class _GuardedConnection(PolicyConnection):

@@ -29,7 +29,27 @@ from typing import Protocol
 from ..codes import CODE_CLASSES, LABELS, close_label, code_class
 from ..session import ClosedBy, CloseEvent
 
-__all__ = ["CODE_CLASSES", "LABELS", "CloseCounter", "Metrics", "close_label", "code_class"]
+__all__ = [
+    "CODE_CLASSES",
+    "LABELS",
+    "CloseCounter",
+    "Metrics",
+    "close_label",
+    "close_labels",
+    "code_class",
+]
+
+
+def close_labels(event: CloseEvent) -> dict[str, str]:
+    """The labels a close is counted by, each from a bounded set: ``label``
+    (:data:`LABELS`), ``code_class`` (:data:`CODE_CLASSES`), ``closed_by`` and
+    ``violation`` (a :class:`~ws_close_policy.Violation` value, or ``"none"``)."""
+    return {
+        "label": event.label,
+        "code_class": code_class(event.code),
+        "closed_by": event.closed_by,
+        "violation": "none" if event.violation is None else str(event.violation),
+    }
 
 
 class Metrics(Protocol):

@@ -21,8 +21,8 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "pip install 'ws-close-policy[opentelemetry]'"
     ) from exc
 
-from ..codes import code_class
 from ..session import CloseEvent
+from . import close_labels
 
 __all__ = ["OpenTelemetryMetrics"]
 
@@ -62,15 +62,7 @@ class OpenTelemetryMetrics:
 
     def closed(self, event: CloseEvent) -> None:
         self.open.add(-1)
-        self.closes.add(
-            1,
-            {
-                "label": event.label,
-                "code_class": code_class(event.code),
-                "closed_by": event.closed_by,
-                "violation": "none" if event.violation is None else str(event.violation),
-            },
-        )
+        self.closes.add(1, close_labels(event))
         for direction, messages, size in (
             ("in", event.messages_in, event.bytes_in),
             ("out", event.messages_out, event.bytes_out),

@@ -23,8 +23,8 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
     ) from exc
 
 from ..arguments import instance, text
-from ..codes import code_class
 from ..session import CloseEvent
+from . import close_labels
 
 __all__ = ["DRAIN_BUCKETS", "PrometheusMetrics"]
 
@@ -91,8 +91,7 @@ class PrometheusMetrics:
 
     def closed(self, event: CloseEvent) -> None:
         self.open.dec()
-        violation = "none" if event.violation is None else str(event.violation)
-        self.closes.labels(event.label, code_class(event.code), event.closed_by, violation).inc()
+        self.closes.labels(**close_labels(event)).inc()
         self.messages.labels("in").inc(event.messages_in)
         self.messages.labels("out").inc(event.messages_out)
         self.bytes.labels("in").inc(event.bytes_in)
