@@ -76,14 +76,14 @@ class _WebsocketsTransport:
     async def receive(self) -> str | bytes:
         try:
             return await self.connection.recv()
-        except ConnectionClosed as exc:
-            raise self._closed(exc) from None
+        except ConnectionClosed:
+            raise self._closed() from None
 
     async def send(self, data: str | bytes, text: bool) -> None:
         try:
             await self.connection.send(data, text=text)
-        except ConnectionClosed as exc:
-            raise self._closed(exc) from None
+        except ConnectionClosed:
+            raise self._closed() from None
 
     async def close(self, code: int, reason: str, *, linger: bool = True) -> None:  # noqa: ARG002
         # Idempotent; waits for the closing handshake (close_timeout), reading and dropping
@@ -123,12 +123,10 @@ class _WebsocketsTransport:
         address = self.connection.remote_address
         return None if not address else f"{address[0]}:{address[1]}"
 
-    def _closed(self, exc: ConnectionClosed) -> Closed:
-        if exc.sent is not None and (exc.rcvd is None or not exc.rcvd_then_sent):
-            return Closed(int(exc.sent.code), exc.sent.reason, server=True)
-        if exc.rcvd is None:
-            return Closed(frame=False)
-        return Closed(int(exc.rcvd.code), exc.rcvd.reason)
+    def _closed(self) -> Closed:
+        # websockets raises ConnectionClosed once its protocol is CLOSED, built from the
+        # protocol's close frames: peer_close reads the same ones.
+        return self.peer_close() or Closed(frame=False)
 
 
 def guard(
