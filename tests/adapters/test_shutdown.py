@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -63,7 +64,11 @@ async def _held(
 
 
 async def _signalled(
-    server: Server, *signals: signal.Signals, between: float = 0.3, wait: float = 30.0
+    server: Server,
+    *signals: signal.Signals,
+    between: float = 0.3,
+    wait: float = 30.0,
+    group: bool = False,
 ) -> tuple[list[tuple[Any, float]], float]:
     """Hold CLIENTS connections, then send ``signals``, ``between`` seconds apart: what each
     client saw (within ``wait`` seconds) and when, and when the last signal went."""
@@ -78,7 +83,10 @@ async def _signalled(
         if i:
             await asyncio.sleep(between)
         sent = time.monotonic()
-        server.process.send_signal(sig)
+        if group:  # every process of the server, as systemd's default KillMode does
+            os.killpg(server.process.pid, sig)
+        else:
+            server.process.send_signal(sig)
     return list(await asyncio.gather(*clients)), sent
 
 
@@ -129,8 +137,9 @@ def test_a_signal_drains_every_client_with_1012_over_the_window(
 
 
 def test_hypercorn_worker_processes_give_the_app_no_notice(tmp_path: Path) -> None:
-    # `hypercorn app:app` runs the app in a worker process that never sees the signal: the
-    # parent tells it to stop through an internal event, and the app learns nothing.
+    # `hypercorn app:app` runs the app in a worker process; a signal to the parent alone
+    # never reaches it: the parent tells it to stop through an internal event, and the app
+    # learns nothing.
     with server_process("hypercorn", tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
         if sys.version_info >= (3, 12):
             # On Python 3.12 and later hypercorn's worker never cancels the handlers: the
@@ -144,6 +153,19 @@ def test_hypercorn_worker_processes_give_the_app_no_notice(tmp_path: Path) -> No
         assert [seen for seen, _ in results] == [(1001, "Going away")] * CLIENTS
         assert max(at for _, at in results) - sent < 3.0 + 1.0
         assert running.process.wait(timeout=20) == 0
+
+
+def test_hypercorn_workers_drain_when_the_signal_reaches_them(tmp_path: Path) -> None:
+    # systemd's default (KillMode=control-group) signals every process of the service, and
+    # so does `kill -TERM -PGID`: hypercorn's worker process then gets SIGTERM too, and the
+    # app's lifespan drains there. Within hypercorn's graceful timeout (3 s by default).
+    with server_process("hypercorn", tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
+        results, sent = run(_signalled(running, signal.SIGTERM, group=True), timeout=60)
+        assert [seen for seen, _ in results] == [(1012, "Service restarting")] * CLIENTS
+        offsets = sorted(at - sent for _, at in results)
+        assert offsets[-1] < WINDOW + 1.0  # within the window (plus the round trips)
+        assert offsets[-1] - offsets[0] > WINDOW / 4  # spread, not all at once
+        assert running.process.wait(timeout=GRACE + WINDOW) == 0, running.output()
 
 
 @pytest.mark.parametrize("stack", ["granian", "daphne"])
