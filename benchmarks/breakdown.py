@@ -25,7 +25,7 @@ from ws_close_policy import (
     decide_inbound,
     decide_outbound,
 )
-from ws_close_policy.jsontext import has_lone_surrogate_escape, nests_deeper_than
+from ws_close_policy._jsontext import has_lone_surrogate_escape, nests_deeper_than
 
 MESSAGE = {
     "type": "job_progress",

@@ -17,7 +17,7 @@ import timeit
 from _harness import compare, header, report, self_check
 from baselines import hand_inbound
 from ws_close_policy import InboundPolicy, Policy, decide_inbound
-from ws_close_policy.jsontext import nests_deeper_than
+from ws_close_policy._jsontext import nests_deeper_than
 
 
 def progress(i: int) -> dict[str, object]:

@@ -55,6 +55,7 @@ STACKS = (
     "hypercorn",
     "granian",
     "daphne",
+    "aiohttp",
 )
 #: (label, module) of the two echo servers compared on each stack.
 APPS = (("bare", "conformance.bare_echo"), ("adapter", "examples.conformance_echo"))
@@ -84,6 +85,8 @@ def server_command(stack: str, module: str, port: int) -> list[str]:
     if stack == "granian":
         return [python, "-m", "granian", "--interface", "asgi", "--host", host,
                 "--port", str(port), "--log-level", "warning", app]  # fmt: skip
+    if stack == "aiohttp":
+        return [python, "-m", "aiohttp.web", "-H", host, "-P", str(port), f"{module}:aiohttp_app"]
     if stack == "daphne":
         return [python, "-m", "daphne", "-b", host, "-p", str(port),
                 "--websocket-max-message-size", str(LIMIT),

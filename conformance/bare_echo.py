@@ -3,6 +3,7 @@ written directly on each transport, without this library.
 
 Run: python -m conformance.bare_echo [PORT]     (websockets)
      uvicorn conformance.bare_echo:app ...       (any ASGI server)
+     python -m aiohttp.web -P PORT conformance.bare_echo:aiohttp_app
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from aiohttp import WSMsgType, web
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -39,6 +41,24 @@ async def starlette_echo(websocket: WebSocket) -> None:
 
 
 app = Starlette(routes=[WebSocketRoute("/", starlette_echo)])
+
+
+async def aiohttp_echo(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=LIMIT)
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type is WSMsgType.TEXT:
+            await ws.send_str(message.data)
+        elif message.type is WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+    return ws
+
+
+def aiohttp_app(_argv: list[str]) -> web.Application:
+    """For ``python -m aiohttp.web ... conformance.bare_echo:aiohttp_app``."""
+    application = web.Application()
+    application.router.add_get("/", aiohttp_echo)
+    return application
 
 
 async def main(port: int) -> None:

@@ -3,6 +3,7 @@ policy with the ``raw`` codec: any text or binary message up to 16 MiB is echoed
 
 Run: python examples/conformance_echo.py [PORT]   (the `websockets` adapter)
      uvicorn examples.conformance_echo:app --port PORT --ws-max-size 16777216   (Starlette)
+     python -m aiohttp.web -P PORT examples.conformance_echo:aiohttp_app      (aiohttp)
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from aiohttp import web
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.server import ServerConnection, serve
 
 from ws_close_policy import InboundPolicy, OutboundPolicy, Policy
+from ws_close_policy.adapters import aiohttp as aiohttp_adapter
 from ws_close_policy.adapters import starlette as starlette_adapter
 from ws_close_policy.adapters import websockets as websockets_adapter
 
@@ -39,6 +42,21 @@ async def starlette_echo(websocket: WebSocket) -> None:
 
 
 app = Starlette(routes=[WebSocketRoute("/", starlette_echo)])
+
+
+async def aiohttp_echo(request: web.Request) -> web.WebSocketResponse:
+    ws = aiohttp_adapter.websocket(policy)
+    async with aiohttp_adapter.guard(ws, request, policy) as conn:
+        async for message in conn:
+            await conn.send(message)
+    return ws
+
+
+def aiohttp_app(_argv: list[str]) -> web.Application:
+    """For ``python -m aiohttp.web ... examples.conformance_echo:aiohttp_app``."""
+    application = web.Application()
+    application.router.add_get("/", aiohttp_echo)
+    return application
 
 
 async def main(port: int) -> None:

@@ -1,23 +1,25 @@
-"""A job endpoint on FastAPI with the close policy: uvicorn examples.fastapi_app:app"""
+"""A job-progress endpoint on FastAPI with the close policy: uvicorn examples.fastapi_app:app"""
 
+import asyncio
 import hmac
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, WebSocket
 
 from ws_close_policy import Outcome, Policy
+from ws_close_policy.adapters import Connections, PolicyConnection
 from ws_close_policy.adapters.starlette import (
-    Connections,
     admit,
     authenticate,
     check_origin,
     guard,
+    lifespan,
 )
 
 TOKEN = b"demo-token"
 policy = Policy()
 connections = Connections(policy, max_open=1000)  # this app's connections, nothing global
-app = FastAPI(lifespan=connections.lifespan)  # SIGTERM: each client gets 1012 within 5 s
+app = FastAPI(lifespan=lifespan(connections))  # SIGTERM: each client gets 1012 within 5 s
 
 
 def token_ok(websocket: WebSocket) -> bool:
@@ -36,17 +38,26 @@ checks = [  # before the upgrade, in this order
 ]
 
 
+async def job(conn: PolicyConnection, job_id: str) -> None:
+    """The job: it pushes its progress while the endpoint reads the client's messages."""
+    for step in range(1, 21):
+        await asyncio.sleep(0.5)  # the work
+        await conn.send({"type": "progress", "job": job_id, "step": step})  # 1009 if too large
+    await conn.send({"type": "job_complete", "job": job_id})
+    # Returning closes 1000; an exception closes 1011 (then reaches uvicorn, which logs it).
+
+
 @app.websocket("/jobs/{job_id}", dependencies=checks)
-async def job(
-    websocket: WebSocket, job_id: str, jobs: Annotated[set[str], Depends(known_jobs)]
+async def jobs(
+    websocket: WebSocket, job_id: str, known: Annotated[set[str], Depends(known_jobs)]
 ) -> None:
     async with guard(websocket, policy, connections=connections) as conn:  # accepts
-        if job_id not in jobs:
+        if job_id not in known:
             await conn.close(4004, "Job not found")  # an application code
             return
-        async for message in conn:  # only valid messages: bad ones close 1002
+        async for message in conn.run(job(conn, job_id)):  # only valid messages: else 1002
             if message["type"] == "cancel":
-                await conn.close(Outcome.CANCELLED)  # 1001
+                await conn.close(Outcome.CANCELLED)  # 1001, and the job is cancelled
             else:
-                await conn.send({"type": "pong", "job": job_id})  # 1009 if too large
-    # Leaving the block closes 1000; an exception in it closes 1011 (and is logged).
+                await conn.send({"type": "pong", "job": job_id})
+    # A client that leaves, a drain or any close cancels the job; nothing outlives the block.

@@ -46,6 +46,7 @@ async def asgi_server(
                 ws=kind.removeprefix("uvicorn-"),
                 lifespan="off",
                 log_level="warning",
+                log_config=None,  # its records go to the root logger: tests can read them
                 ws_max_size=max_size,
             )
             server = uvicorn.Server(config)

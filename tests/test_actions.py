@@ -1,4 +1,4 @@
-"""The action types: valid by construction, exact close payloads, parsing without raising."""
+"""The action types: valid by construction; the one UTF-8 size function."""
 
 from __future__ import annotations
 
@@ -6,75 +6,23 @@ import dataclasses
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from ws_close_policy import Accept, Close, CloseCode, Reject, Send, Violation
-from ws_close_policy.actions import InvalidClose
-from ws_close_policy.testing import close_payloads, reasons, sendable_codes
+from ws_close_policy._actions import utf8_size
+from ws_close_policy.testing import reasons, sendable_codes
 
 
 @given(sendable_codes(), reasons())
 def test_close_reason_always_fits(code: int, reason: str) -> None:
     close = Close(code, reason)
     assert len(close.reason.encode("utf-8")) <= 123
-    assert len(close.payload()) <= 125
-
-
-@given(sendable_codes(), reasons())
-def test_parse_round_trips_every_valid_close(code: int, reason: str) -> None:
-    close = Close(code, reason)
-    assert Close.parse(close.payload()) == close
-
-
-@given(close_payloads())
-def test_parse_never_raises(payload: bytes) -> None:
-    result = Close.parse(payload)
-    if isinstance(result, InvalidClose):
-        assert result.code in (CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA)
-        assert result.close.code == result.code
-    elif isinstance(result, Close):
-        assert result.payload() == payload
-    else:
-        assert payload == b""
-
-
-def test_payload_layout() -> None:
-    assert Close(1000).payload() == b"\x03\xe8"
-    assert Close(4001, "bye").payload() == b"\x0f\xa1bye"
+    assert close.code == code
 
 
 def test_registered_codes_become_close_code_members() -> None:
     assert Close(1008).code is CloseCode.POLICY_VIOLATION
     assert type(Close(4001).code) is int
-
-
-@pytest.mark.parametrize(
-    ("payload", "code", "why"),
-    [
-        (b"\x03", CloseCode.PROTOCOL_ERROR, "1 byte"),
-        (b"\x03\xed", CloseCode.PROTOCOL_ERROR, "1005"),  # 1005 never on the wire
-        (b"\x03\xee", CloseCode.PROTOCOL_ERROR, "1006"),
-        (b"\x03\xf7", CloseCode.PROTOCOL_ERROR, "1015"),
-        (b"\x00\x00", CloseCode.PROTOCOL_ERROR, "0 (unused)"),
-        (b"\x13\x88", CloseCode.PROTOCOL_ERROR, "5000"),
-        (b"\x03\xe8\xff", CloseCode.INVALID_DATA, "UTF-8"),
-        (b"\x03\xe8" + b"a" * 124, CloseCode.PROTOCOL_ERROR, "126 bytes"),
-    ],
-)
-def test_parse_reports_invalid_payloads(payload: bytes, code: CloseCode, why: str) -> None:
-    result = Close.parse(payload)
-    assert isinstance(result, InvalidClose)
-    assert result.code == code
-    assert why in result.why
-    assert result.close.code == code
-    assert result.close.detail == result.why
-
-
-def test_parse_empty_payload_means_no_status() -> None:
-    assert Close.parse(b"") is None
-
-
-def test_parse_private_code_with_reason() -> None:
-    assert Close.parse(b"\x0f\xa1hi") == Close(4001, "hi")
 
 
 @pytest.mark.parametrize("code", [True, 1000.0, "1000", None])
@@ -97,15 +45,14 @@ def test_close_metadata_not_compared_nor_sent() -> None:
     a = Close(1002, "Invalid JSON", violation=Violation.INVALID_JSON, detail="line 1")
     b = Close(1002, "Invalid JSON")
     assert a == b
-    assert a.payload() == b.payload()
-    assert b"line 1" not in a.payload()
+    assert (a.code, a.reason) == (b.code, b.reason)
 
 
 def test_actions_are_frozen_and_slotted() -> None:
     for action in (
         Close(1000),
         Send("x", 1),
-        Accept({"type": "ping"}, "ping"),
+        Accept({"type": "ping"}, "ping", 16),
         Reject(401),
     ):
         assert not hasattr(action, "__dict__")
@@ -144,11 +91,34 @@ def test_send_is_valid_by_construction(args: tuple[object, ...], message: str) -
 
 
 def test_accept_validation() -> None:
-    assert Accept(b"raw", None).type is None
+    assert Accept(b"raw", None, 3).type is None
     with pytest.raises(TypeError, match="type"):
-        Accept({}, 3)  # type: ignore[arg-type]
+        Accept({}, 3, 2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="type"):
-        Accept({}, "")
+        Accept({}, "", 2)
+    with pytest.raises(TypeError, match="size"):
+        Accept({}, "x", 2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="size"):
+        Accept({}, "x", -1)
+
+
+@given(st.text() | st.binary())
+def test_utf8_size_is_the_wire_length_and_strict_refuses_lone_surrogates(
+    data: str | bytes,
+) -> None:
+    expected = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    assert utf8_size(data) == expected
+    valid = True
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            valid = False
+    if valid:
+        assert utf8_size(data, strict=True) == expected
+    else:
+        with pytest.raises(UnicodeEncodeError):
+            utf8_size(data, strict=True)
 
 
 def test_reject_validation_and_headers() -> None:

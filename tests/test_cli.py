@@ -67,7 +67,7 @@ def test_module_and_console_script() -> None:
 
 
 def test_close_codes_doc_has_not_drifted() -> None:
-    from ws_close_policy.report import close_codes_doc
+    from ws_close_policy._report import close_codes_doc
 
     doc = Path(__file__).parent.parent / "docs" / "close-codes.md"
     assert doc.read_text(encoding="utf-8") == close_codes_doc(), "run `make docs`"

@@ -24,12 +24,12 @@ from websockets.asyncio.server import ServerConnection, serve
 from tests.adapters.stacks import free_port, started
 from tests.wire import run
 from ws_close_policy import Profile, ReconnectPolicy
+from ws_close_policy._demo.client import observe
+from ws_close_policy._demo.jobs import DemoSettings
+from ws_close_policy._demo.page import STABLE_AFTER
+from ws_close_policy._demo.probe import run_probe
+from ws_close_policy._demo.servers import running
 from ws_close_policy.cli import main
-from ws_close_policy.demo.client import observe
-from ws_close_policy.demo.jobs import DemoSettings
-from ws_close_policy.demo.page import STABLE_AFTER
-from ws_close_policy.demo.probe import run_probe
-from ws_close_policy.demo.servers import running
 from ws_close_policy.reconnect import advice_table
 
 
@@ -51,7 +51,7 @@ def test_demo_under_rfc_strict(capsys: pytest.CaptureFixture[str]) -> None:
 def test_probe_against_the_reference_server() -> None:
     async def scenario() -> list[Any]:
         async with running("websockets", DemoSettings()) as served:
-            return await run_probe(f"{served.uri}/jobs/slow-1?token=demo-token", Profile.SEED)
+            return await run_probe(f"{served.uri}/jobs/slow-1?token=demo-token", Profile.ACTIONABLE)
 
     results = run(scenario(), timeout=60)
     assert len(results) == 7

@@ -20,9 +20,9 @@ from ws_close_policy import (
     Violation,
     decide_inbound,
 )
+from ws_close_policy._jsontext import has_lone_surrogate_escape, nests_deeper_than
 from ws_close_policy.codecs import JsonCodec
 from ws_close_policy.codes import is_sendable
-from ws_close_policy.jsontext import has_lone_surrogate_escape, nests_deeper_than
 
 from .strategies import fuzz_text, messages
 
@@ -81,13 +81,13 @@ def test_violations(codec: str, data: str, violation: Violation) -> None:
     result = decide_inbound(data, POLICIES[codec])
     assert isinstance(result, Close), result
     assert result.violation is violation
-    assert result.code == Profile.SEED.close_for_violation(violation).code
+    assert result.code == Profile.ACTIONABLE.close_for_violation(violation).code
 
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_accepts_valid_messages(codec: str) -> None:
     policy = POLICIES[codec]
-    assert decide_inbound('{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping")
+    assert decide_inbound('{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping", 16)
     # A surrogate *pair* is a valid escape, big integers and 63 levels of nesting are fine.
     message = '{"type": "x", "e": "\\ud83d\\ude00", "n": 12345678901234567890, "d": '
     message += "[" * 63 + "]" * 63 + "}"
@@ -141,7 +141,7 @@ class ShoutingJson(JsonCodec):
 
 def test_codec_subclass_overrides_are_honoured() -> None:
     result = decide_inbound('{"type": "ping"}', Policy(InboundPolicy(codec=ShoutingJson())))
-    assert result == Accept({"type": "PING"}, "PING")
+    assert result == Accept({"type": "PING"}, "PING", 16)
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -195,9 +195,9 @@ def test_binary_refused_by_default_then_utf8_checked() -> None:
     assert result.violation is Violation.BINARY_UNSUPPORTED
     assert result.code == 1003
     policy = Policy(InboundPolicy(accept_binary=True))
-    assert decide_inbound(b'{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping")
+    assert decide_inbound(b'{"type": "ping"}', policy) == Accept({"type": "ping"}, "ping", 16)
     from_bytearray = decide_inbound(bytearray(b'{"type": "ping"}'), policy)  # type: ignore[arg-type]
-    assert from_bytearray == Accept({"type": "ping"}, "ping")
+    assert from_bytearray == Accept({"type": "ping"}, "ping", 16)
     bad = decide_inbound(b'{"type": "\xff"}', policy)
     assert isinstance(bad, Close)
     assert bad.violation is Violation.INVALID_UTF8
@@ -233,12 +233,14 @@ def test_allowed_types_and_validators() -> None:
     assert raised.detail is not None
     assert "KeyError" in raised.detail
     ok = decide_inbound('{"type": "refresh_token", "token": "t"}', policy)
-    assert ok == Accept({"type": "refresh_token", "token": "t"}, "refresh_token")
+    assert ok == Accept({"type": "refresh_token", "token": "t"}, "refresh_token", 39)
 
 
 def test_custom_type_field() -> None:
     policy = Policy(InboundPolicy(type_field="op"))
-    assert decide_inbound('{"op": "subscribe"}', policy) == Accept({"op": "subscribe"}, "subscribe")
+    assert decide_inbound('{"op": "subscribe"}', policy) == Accept(
+        {"op": "subscribe"}, "subscribe", 19
+    )
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -256,8 +258,8 @@ def test_duplicate_keys_rejectable(codec: str) -> None:
 
 def test_raw_codec_passes_data_through() -> None:
     policy = Policy(InboundPolicy(codec="raw", accept_binary=True, max_bytes=10))
-    assert decide_inbound("not json", policy) == Accept("not json", None)
-    assert decide_inbound(b"\xff\x00", policy) == Accept(b"\xff\x00", None)
+    assert decide_inbound("not json", policy) == Accept("not json", None, 8)
+    assert decide_inbound(b"\xff\x00", policy) == Accept(b"\xff\x00", None, 2)
     too_big = decide_inbound("x" * 11, policy)
     assert isinstance(too_big, Close)
     assert too_big.violation is Violation.TOO_BIG
@@ -284,7 +286,7 @@ class _UpperCodec:
 
 def test_custom_codec() -> None:
     policy = Policy(InboundPolicy(codec=_UpperCodec()))
-    assert decide_inbound("PING:x", policy) == Accept({"type": "PING", "body": "x"}, "PING")
+    assert decide_inbound("PING:x", policy) == Accept({"type": "PING", "body": "x"}, "PING", 6)
     bad = decide_inbound("ping:x", policy)
     assert isinstance(bad, Close)
     assert bad.violation is Violation.INVALID_JSON
@@ -303,7 +305,7 @@ def test_msgspec_typed_messages() -> None:
 
     policy = Policy(InboundPolicy(codec=MsgspecCodec(Ping | Refresh)))
     ok = decide_inbound('{"type": "refresh_token", "token": "t"}', policy)
-    assert ok == Accept(Refresh("t"), "refresh_token")
+    assert ok == Accept(Refresh("t"), "refresh_token", 39)
     cases = {
         '{"type": "refresh_token", "token": 5}': Violation.INVALID_MESSAGE,
         '{"type": "nope"}': Violation.UNKNOWN_TYPE,

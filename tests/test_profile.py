@@ -98,10 +98,11 @@ def test_actionable_reasons() -> None:
     assert close_for(O.POLICY_VIOLATION).reason == "Authentication required"
 
 
-def test_seed_is_the_first_name_of_actionable() -> None:
-    assert Profile.SEED is Profile.ACTIONABLE
-    assert profile_named("seed") is Profile.ACTIONABLE
+def test_actionable_is_the_default_and_has_one_name() -> None:
     assert Policy().profile is Profile.ACTIONABLE
+    assert not hasattr(Profile, "SEED")  # a name never released, removed
+    with pytest.raises(ValueError, match="unknown profile 'seed'"):
+        profile_named("seed")
 
 
 def test_actionable_client_actions() -> None:
@@ -127,7 +128,7 @@ def test_detail_and_custom_reason() -> None:
 
 
 def test_derive_overrides_some_entries() -> None:
-    custom = Profile.SEED.derive(
+    custom = Profile.ACTIONABLE.derive(
         "custom",
         violations={V.INVALID_JSON: 4400, V.POLICY: (4401, "Token expired")},
         outcomes={O.CANCELLED: Rule(4001, "Cancelled by user")},
@@ -139,14 +140,14 @@ def test_derive_overrides_some_entries() -> None:
     assert custom.client_action(4400) is ReconnectAction.STOP
     assert custom.client_action(1008) is ReconnectAction.REFRESH_CREDENTIALS
     # The original is untouched.
-    assert Profile.SEED.close_for_violation(V.INVALID_JSON).code == 1002
+    assert Profile.ACTIONABLE.close_for_violation(V.INVALID_JSON).code == 1002
     assert repr(custom) == "<Profile custom>"
 
 
 @pytest.mark.parametrize("bad", [1006, 1005, 999, 5000, 1015])
 def test_derive_refuses_unsendable_codes(bad: int) -> None:
     with pytest.raises(ValueError, match=str(bad)):
-        Profile.SEED.derive("bad", violations={V.INVALID_JSON: bad})
+        Profile.ACTIONABLE.derive("bad", violations={V.INVALID_JSON: bad})
 
 
 def test_rule_cuts_a_long_reason_as_close_does() -> None:
@@ -162,30 +163,30 @@ def test_rule_cuts_a_long_reason_as_close_does() -> None:
 
 def test_profile_must_cover_every_member() -> None:
     with pytest.raises(ValueError, match="violations: no rule for"):
-        Profile("partial", {V.TOO_BIG: Rule(1009, "big")}, Profile.SEED.outcomes, {})
+        Profile("partial", {V.TOO_BIG: Rule(1009, "big")}, Profile.ACTIONABLE.outcomes, {})
     with pytest.raises(TypeError, match="must map to a Rule"):
         Profile(
             "bad",
-            {**Profile.SEED.violations, V.TOO_BIG: 1009},  # type: ignore[dict-item]
-            Profile.SEED.outcomes,
+            {**Profile.ACTIONABLE.violations, V.TOO_BIG: 1009},  # type: ignore[dict-item]
+            Profile.ACTIONABLE.outcomes,
             {},
         )
 
 
 def test_client_actions_validated() -> None:
     with pytest.raises(ValueError, match="70000"):
-        Profile.SEED.derive("bad", client_actions={70000: ReconnectAction.STOP})
+        Profile.ACTIONABLE.derive("bad", client_actions={70000: ReconnectAction.STOP})
     with pytest.raises(ValueError, match="stop_now"):
-        Profile.SEED.derive("bad", client_actions={4000: "stop_now"})  # type: ignore[dict-item]
+        Profile.ACTIONABLE.derive("bad", client_actions={4000: "stop_now"})  # type: ignore[dict-item]
 
 
 def test_derive_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown key"):
-        Profile.SEED.derive("bad", violations={"nope": 1000})  # type: ignore[dict-item]
+        Profile.ACTIONABLE.derive("bad", violations={"nope": 1000})  # type: ignore[dict-item]
 
 
 def test_profile_named() -> None:
-    assert profile_named("seed") is Profile.SEED
+    assert profile_named("actionable") is Profile.ACTIONABLE
     assert profile_named("rfc-strict") is Profile.RFC_STRICT
     assert profile_named("GRAPHQL_WS") is Profile.GRAPHQL_WS
     with pytest.raises(ValueError, match="profile: unknown profile"):

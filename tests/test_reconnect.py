@@ -118,7 +118,7 @@ def test_invalid_codes_read_as_abnormal_closure(code: int) -> None:
     st.one_of(st.none(), st.integers(-10, 70000)),
     st.integers(0, 50),
     st.floats(0, 1, exclude_max=True),
-    st.sampled_from([Profile.SEED, Profile.RFC_STRICT, Profile.GRAPHQL_WS]),
+    st.sampled_from([Profile.ACTIONABLE, Profile.RFC_STRICT, Profile.GRAPHQL_WS]),
 )
 def test_defined_for_every_code(
     code: int | None, attempt: int, draw: float, profile: Profile

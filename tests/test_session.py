@@ -1,10 +1,12 @@
-"""Session: closes at most once, sends nothing after a close, counts, emits one CloseEvent."""
+"""Session: closes at most once, sends nothing after a close, counts, emits one CloseEvent;
+and the one classifier of how a connection ended (Disconnect)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -22,7 +24,17 @@ from ws_close_policy import (
 )
 from ws_close_policy.codes import CODE_CLASSES, LABELS, close_label, is_sendable
 from ws_close_policy.metrics import CloseCounter, close_labels
-from ws_close_policy.session import State
+from ws_close_policy.session import Disconnect, State
+
+
+def peer(code: int | None, reason: str = "") -> Disconnect:
+    """The peer's close frame (``None``: one without a code), as websockets reports it."""
+    return Disconnect.from_frames((1005 if code is None else code, reason), None)
+
+
+def server(code: int, reason: str = "") -> Disconnect:
+    """This side's server closed first, by itself."""
+    return Disconnect.from_frames(None, (code, reason))
 
 
 class FakeClock:
@@ -49,7 +61,7 @@ def test_refresh_token_with_bad_token_closes_1008() -> None:
     assert close.code == 1008
     assert close.reason == "Authentication required"
     clock.now += 2.5
-    session.peer_closed(1008, "Authentication required")
+    session.ended(peer(1008, "Authentication required"))
     assert len(events) == 1
     event = events[0]
     assert event.code == 1008
@@ -70,8 +82,7 @@ def test_invalid_message_closes_and_then_ignores_everything() -> None:
     assert session.send({"type": "pong"}) is None
     assert session.finish(Outcome.COMPLETED) is None
     assert session.fail(RuntimeError("x")) is None
-    session.transport_closed()
-    session.transport_closed()
+    assert session.ended() is session.ended()  # made once
     assert len(events) == 1
     assert events[0].violation is Violation.INVALID_JSON
     assert events[0].closed_by == "local"
@@ -85,14 +96,14 @@ def test_fail_never_leaks_exception_text() -> None:
     assert "hunter2" not in close.reason
     assert close.detail is not None
     assert "hunter2" in close.detail
-    session.transport_closed()
+    session.ended()
     assert events[0].outcome is Outcome.FAILED
 
 
 def test_peer_closes_first() -> None:
     session, events, _ = _session()
     session.send({"type": "job_started"})
-    session.peer_closed(4001, "bye")
+    session.ended(peer(4001, "bye"))
     assert session.state is State.CLOSED
     assert session.send({"type": "x"}) is None
     assert events[0].code == 4001
@@ -104,10 +115,10 @@ def test_peer_closes_first() -> None:
 
 def test_peer_close_without_code_is_1005_and_drop_is_1006() -> None:
     session, events, _ = _session()
-    session.peer_closed(None)
+    session.ended(peer(None))
     assert events[0].code == 1005
     session2, events2, _ = _session()
-    session2.transport_closed()
+    session2.ended()
     assert events2[0].code == 1006
     assert events2[0].closed_by == "transport"
     assert events2[0].label == "abnormal_closure"
@@ -136,7 +147,7 @@ def test_observer_error_is_kept_not_raised() -> None:
         raise RuntimeError("metrics down")
 
     session = Session(observer=broken)
-    session.transport_closed()
+    session.ended()
     assert isinstance(session.observer_error, RuntimeError)
     assert session.event is not None
 
@@ -155,7 +166,7 @@ def test_session_validates_arguments() -> None:
 def test_session_reads_no_clock_of_its_own() -> None:
     events: list[CloseEvent] = []
     session = Session(observer=events.append)
-    session.transport_closed()
+    session.ended()
     assert events[0].duration is None
 
 
@@ -163,7 +174,7 @@ def test_close_counter() -> None:
     counter = CloseCounter()
     for code in (1000, 1000, 4001, 4999, 3001, 1, 70000):
         session = Session(observer=counter)
-        session.peer_closed(code)
+        session.ended(peer(code))
     assert counter.counts["normal_closure"] == 2
     assert counter.counts["private"] == 2
     assert counter.counts["registered"] == 1
@@ -178,7 +189,7 @@ def test_close_counter() -> None:
 def test_close_labels_come_from_bounded_sets() -> None:
     session, events, _ = _session()
     session.receive("not json")
-    session.peer_closed(70000, "anything a peer chose")
+    session.ended(peer(70000, "anything a peer chose"))
     assert close_labels(events[0]) == {
         "label": "protocol_error",
         "code_class": "client_error",
@@ -186,7 +197,7 @@ def test_close_labels_come_from_bounded_sets() -> None:
         "violation": str(events[0].violation),
     }
     other, others, _ = _session()
-    other.peer_closed(70000, "anything a peer chose")
+    other.ended(peer(70000, "anything a peer chose"))
     labels = close_labels(others[0])
     assert (labels["label"], labels["violation"]) == ("invalid", "none")
     assert labels["label"] in LABELS
@@ -258,18 +269,23 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(code=st.one_of(st.none(), st.integers(0, 70000)), seconds=st.floats(0, 10))
     def peer_closed(self, code: int | None, seconds: float) -> None:
         self.clock.now += seconds
-        self.session.peer_closed(code, "peer")
+        self.session.ended(peer(code, "peer"))
         self.ended = True
 
     @rule(code=st.integers(1000, 4999))
     def server_closed(self, code: int) -> None:
-        self.session.server_closed(code, "server")
+        self.session.ended(server(code, "server"))
+        self.ended = True
+
+    @rule(code=st.none() | st.integers(-1, 70000), reason=st.text(max_size=5))
+    def server_reported(self, code: int | None, reason: str) -> None:
+        self.session.ended(Disconnect.from_code(code, reason))
         self.ended = True
 
     @precondition(lambda self: not self.ended)
     @rule()
     def transport_closed(self) -> None:
-        self.session.transport_closed()
+        self.session.ended()
         self.ended = True
 
     @invariant()
@@ -311,8 +327,8 @@ def test_a_close_by_the_server_itself_says_so(
     code: int, violation: Violation | None, outcome: Outcome | None
 ) -> None:
     session, events, _ = _session()
-    session.server_closed(code, "its own words")
-    session.peer_closed(code)  # the peer's answer changes nothing
+    session.ended(server(code, "its own words"))
+    session.ended(peer(code))  # the peer's answer changes nothing
     (event,) = events
     assert (event.code, event.reason, event.closed_by) == (code, "its own words", "server")
     assert (event.violation, event.outcome) == (violation, outcome)
@@ -321,7 +337,7 @@ def test_a_close_by_the_server_itself_says_so(
 def test_a_server_close_after_ours_is_ours() -> None:
     session, events, _ = _session()
     session.finish(Outcome.COMPLETED)
-    session.server_closed(1009, "late")
+    session.ended(server(1009, "late"))
     (event,) = events
     assert (event.code, event.closed_by, event.outcome) == (1000, "local", Outcome.COMPLETED)
 
@@ -331,7 +347,7 @@ def test_finish_with_an_application_code() -> None:
     close = session.finish(4004, "Job not found")
     assert close is not None
     assert (close.code, close.reason) == (4004, "Job not found")
-    session.peer_closed(4004)
+    session.ended(peer(4004))
     assert (events[0].code, events[0].label, events[0].closed_by) == (4004, "private", "local")
     with pytest.raises(ValueError, match="application code"):
         _session()[0].finish(1000)
@@ -345,3 +361,53 @@ def test_forward_counts_a_message_decided_elsewhere() -> None:
     session.finish(Outcome.COMPLETED)
     assert session.forward(sent) is None
     assert session.messages_out == 1
+
+
+# --- how it ended: the one classifier -----------------------------------------------------------
+
+frames = st.none() | st.tuples(st.integers(0, 70000), st.text(max_size=10))
+
+
+@given(frames, frames, st.none() | st.booleans())
+def test_from_frames_the_first_frame_decides(
+    received: tuple[int, str] | None, sent: tuple[int, str] | None, received_first: bool | None
+) -> None:
+    ended = Disconnect.from_frames(received, sent, received_first)
+    assert ended.inferred is False  # the frames themselves say it
+    if sent is not None and (received is None or received_first is False):
+        assert (ended.closed_by, ended.code, ended.reason) == ("server", *sent)
+    elif received is not None:
+        assert (ended.closed_by, ended.code, ended.reason) == ("peer", *received)
+    else:
+        assert (ended.closed_by, ended.code, ended.reason) == ("transport", 1006, "")
+
+
+@given(st.none() | st.integers(-(2**20), 2**20), st.text(max_size=10))
+def test_from_code_is_always_inferred_and_in_the_vocabulary(code: int | None, reason: str) -> None:
+    ended = Disconnect.from_code(code, reason)
+    assert ended.inferred is True
+    assert ended.closed_by in ("peer", "server", "transport")
+    if code is None or code == 1006:
+        assert (ended.closed_by, ended.code) == ("transport", 1006)
+    elif code in (1011, 1012, 1013, 1014):  # codes only servers send
+        assert (ended.closed_by, ended.code, ended.reason) == ("server", code, reason)
+    else:
+        assert ended.closed_by == "peer"
+        assert ended.code == code
+    session, events, _ = _session()
+    session.ended(ended)
+    assert events[0].inferred is True
+    assert events[0].label in LABELS
+
+
+@given(st.sampled_from(list(Outcome)), st.none() | st.integers(0, 70000))
+def test_what_the_transport_says_after_our_close_changes_nothing(
+    outcome: Outcome, code: int | None
+) -> None:
+    session, events, _ = _session()
+    close = session.finish(outcome)
+    assert close is not None
+    session.ended(Disconnect.from_code(code, "peer's words"))
+    (event,) = events
+    assert (event.code, event.reason, event.closed_by) == (close.code, close.reason, "local")
+    assert event.inferred is False

@@ -6,12 +6,12 @@ live in :mod:`ws_close_policy.adapters` and are imported only when used. ``docs/
 lists every public name, here and in the submodules.
 """
 
-from .actions import Accept, Close, Reject, Send
+from ._actions import Accept, Close, Reject, Send
+from ._enums import Outcome, ReconnectAction, Violation
+from ._inbound import decide_inbound
+from ._outbound import decide_outbound
 from .codes import CloseCode
-from .enums import Outcome, ReconnectAction, Violation
-from .inbound import decide_inbound
 from .lifecycle import close_for
-from .outbound import decide_outbound
 from .policy import InboundPolicy, OutboundPolicy, Policy
 from .profile import Profile
 from .reconnect import ReconnectAdvice, Reconnector, ReconnectPolicy, advise_reconnect

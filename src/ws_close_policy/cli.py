@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from ._report import FORMATS, code_row, code_rows, render
 from .codes import describe
 from .profile import PRESETS, Profile, profile_named
-from .report import FORMATS, code_row, code_rows, render
 
 __all__ = ["main"]
 
@@ -65,7 +65,7 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
         "--profile",
         type=_profile_arg,
         default=Profile.ACTIONABLE,
-        help=f"one of {', '.join(PRESETS)} (default: ACTIONABLE; SEED is its first name)",
+        help=f"one of {', '.join(PRESETS)} (default: ACTIONABLE)",
     )
 
 
@@ -181,9 +181,9 @@ def _demo(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
     if args.adapter == "starlette":
         _require("uvicorn", "starlette")
-    from .demo.jobs import DemoSettings
-    from .demo.script import render_rows, run_demo
-    from .demo.servers import Served, serve_until_signalled
+    from ._demo.jobs import DemoSettings
+    from ._demo.script import render_rows, run_demo
+    from ._demo.servers import Served, serve_until_signalled
 
     served_on: list[Served] = []
 
@@ -216,8 +216,8 @@ def _serve_demo(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
     if args.adapter == "starlette":
         _require("uvicorn", "starlette")
-    from .demo.jobs import PROGRESS_STEPS, DemoSettings
-    from .demo.servers import serve_until_signalled
+    from ._demo.jobs import PROGRESS_STEPS, DemoSettings
+    from ._demo.servers import serve_until_signalled
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.job_seconds > 0:
@@ -254,7 +254,7 @@ def _serve_demo(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace) -> int:
     _require("websockets", "websockets")
-    from .demo.probe import Refused, run_probe
+    from ._demo.probe import Refused, run_probe
 
     url = args.url
     if not url.startswith(("ws://", "wss://")):

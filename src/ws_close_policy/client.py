@@ -22,8 +22,9 @@ import inspect
 import logging
 import random as _random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 try:
     from websockets.asyncio.client import ClientConnection, connect
@@ -33,13 +34,17 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "ws_close_policy.client needs websockets: pip install 'ws-close-policy[websockets]'"
     ) from exc
 
-from .arguments import callable_or_none, function, text
-from .enums import ReconnectAction
+from ._arguments import callable_or_none, function, text
+from ._enums import ReconnectAction
+from .codes import CloseCode
 from .reconnect import DEFAULT_RECONNECT, ReconnectAdvice, Reconnector, ReconnectPolicy
 
-__all__ = ["Reconnecting", "messages", "reconnecting"]
+__all__ = ["HISTORY", "Reconnecting", "messages", "reconnecting"]
 
 logger = logging.getLogger("ws_close_policy.client")
+
+#: How many pieces of advice ``Reconnecting.history`` keeps, the latest.
+HISTORY: Final = 100
 
 
 async def messages(connection: ClientConnection) -> AsyncIterator[str | bytes]:
@@ -58,7 +63,9 @@ Refresh = Callable[[], "Credentials | Awaitable[Credentials]"]
 class Reconnecting:
     """``async for connection in reconnecting(uri): ...``; see :func:`reconnecting`.
 
-    After the loop, ``advice`` holds the advice that ended it and ``history`` every advice.
+    After the loop, ``advice`` holds the advice that ended it and ``history`` the last
+    :data:`HISTORY` (100) pieces of advice, oldest first: a client that lives for weeks keeps
+    no more.
     """
 
     def __init__(
@@ -85,7 +92,7 @@ class Reconnecting:
         self._sleep = function(sleep, "sleep")
         self._connect_kwargs = connect_kwargs
         self.advice: ReconnectAdvice | None = None
-        self.history: list[ReconnectAdvice] = []
+        self.history: deque[ReconnectAdvice] = deque(maxlen=HISTORY)
 
     def __aiter__(self) -> AsyncIterator[ClientConnection]:
         return self._run()
@@ -101,7 +108,7 @@ class Reconnecting:
                     await connection.close()
                 advice = self.reconnector.on_close(_received_code(connection))
             self.advice = advice
-            self.history.append(advice)
+            self.history.append(advice)  # the last HISTORY only
             logger.info(
                 "reconnect advice: %s in %.2f s (%s)", advice.action, advice.delay, advice.why
             )
@@ -139,10 +146,10 @@ class Reconnecting:
 
 
 def _received_code(connection: ClientConnection) -> int | None:
-    received = connection.protocol.close_rcvd
-    if received is None:
-        return None  # dropped without a close frame: 1006
-    return int(received.code)
+    """The server's close code, ``None`` when none came (websockets' documented
+    ``close_code`` says 1006 then)."""
+    code = connection.close_code
+    return None if code is None or code == CloseCode.ABNORMAL_CLOSURE else int(code)
 
 
 def _retry_after(value: str | None) -> float | None:

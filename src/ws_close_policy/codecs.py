@@ -14,8 +14,8 @@ switching codec never changes a decision:
   the strict stdlib decoder.
 
 The other strictness rules do not depend on the codec and are checked on the message's text
-by :mod:`ws_close_policy.inbound` (nesting depth, ``\\uD800``-style lone surrogate escapes,
-duplicate keys when refused): see :mod:`ws_close_policy.jsontext`.
+by :mod:`ws_close_policy._inbound` (nesting depth, ``\\uD800``-style lone surrogate escapes,
+duplicate keys when refused): see :mod:`ws_close_policy._jsontext`.
 
 Subclass a built-in codec to change how it decodes or encodes: the decisions always call
 ``decode`` and ``encode``. orjson and msgspec are imported only when their codec is chosen.
@@ -28,8 +28,8 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from .arguments import text
-from .jsontext import has_lone_surrogate_escape
+from ._arguments import text
+from ._jsontext import has_lone_surrogate_escape
 
 __all__ = [
     "Codec",
@@ -59,9 +59,13 @@ class Codec(Protocol):
 
     name: str
 
-    def decode(self, data: str | bytes) -> Any: ...
+    def decode(self, data: str | bytes) -> Any:
+        """The message ``data`` holds; raises (any exception) for input it refuses."""
+        ...
 
-    def encode(self, message: Any) -> str | bytes: ...
+    def encode(self, message: Any) -> str | bytes:
+        """``message`` as JSON text (``str``, or UTF-8 ``bytes``)."""
+        ...
 
 
 def _finite_float(literal: str) -> float:
@@ -105,6 +109,7 @@ class JsonCodec:
         )
 
     def decode(self, data: str | bytes) -> Any:
+        """As ``Codec.decode``."""
         text_data = data if isinstance(data, str) else data.decode("utf-8")
         # raw_decode reads one value from the start; JSONDecoder.decode would also match
         # leading and trailing whitespace with two regular expressions first.
@@ -117,6 +122,7 @@ class JsonCodec:
         return value
 
     def encode(self, message: Any) -> str:
+        """As ``Codec.encode``."""
         text = self._encoder.encode(message)
         if has_lone_surrogate_escape(text):  # orjson and msgspec refuse these too
             raise ValueError("a string holds a lone surrogate: it is not UTF-8 text")
@@ -137,6 +143,7 @@ class OrjsonCodec:
         self._exact = JsonCodec()
 
     def decode(self, data: str | bytes) -> Any:
+        """As ``Codec.decode``."""
         try:
             return self._loads(data)
         except self._error as exc:
@@ -147,6 +154,7 @@ class OrjsonCodec:
             raise
 
     def encode(self, message: Any) -> bytes:
+        """As ``Codec.encode``."""
         return self._dumps(message)
 
 
@@ -176,18 +184,20 @@ class MsgspecCodec:
         return self.type is not Any
 
     def decode(self, data: str | bytes) -> Any:
+        """As ``Codec.decode``."""
         return self._decoder.decode(data)
 
     def encode(self, message: Any) -> bytes:
+        """As ``Codec.encode``."""
         return self._encoder.encode(message)
 
 
-def resolve_codec(codec: str | Codec, *, reject_duplicate_keys: bool = False) -> Codec:
+def resolve_codec(codec: str | Codec) -> Codec:
     """A codec from a name or a ``Codec``: ``ValueError`` for an unknown name or a missing
     extra, ``TypeError`` for anything else."""
     if isinstance(codec, str):
         try:
-            return codec_named(codec, reject_duplicate_keys=reject_duplicate_keys)
+            return codec_named(codec)
         except ImportError as exc:
             raise ValueError(
                 f"codec {codec!r} needs {exc.name}: pip install 'ws-close-policy[fast]'"
@@ -197,10 +207,10 @@ def resolve_codec(codec: str | Codec, *, reject_duplicate_keys: bool = False) ->
     return codec
 
 
-def codec_named(name: str, *, reject_duplicate_keys: bool = False) -> Codec:
+def codec_named(name: str) -> Codec:
     """A built-in codec by name: ``"json"``, ``"orjson"`` or ``"msgspec"``."""
     if text(name, "codec") == "json":
-        return JsonCodec(reject_duplicate_keys=reject_duplicate_keys)
+        return JsonCodec()
     if name == "orjson":
         return OrjsonCodec()
     if name == "msgspec":

@@ -24,7 +24,6 @@ __all__ = [
     "CODE_CLASSES",
     "LABELS",
     "MAX_REASON_BYTES",
-    "CloseCode",
     "CodeInfo",
     "CodeRange",
     "close_label",

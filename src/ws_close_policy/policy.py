@@ -3,8 +3,8 @@
 Every argument is checked when the policy is built (``TypeError`` for a wrong type,
 ``ValueError`` for a bad value, both naming the argument), so a decision never meets a bad
 setting. Policies are immutable and hashable; build one per kind of endpoint and share it.
-The decisions that use them live in :mod:`ws_close_policy.inbound` and
-:mod:`ws_close_policy.outbound`.
+The decisions that use them live in :mod:`ws_close_policy._inbound` and
+:mod:`ws_close_policy._outbound`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from .arguments import boolean, callable_or_none, instance, mapping, positive_int, text
+from ._arguments import boolean, callable_or_none, instance, mapping, positive_int, text
 from .codecs import Codec, resolve_codec
 from .profile import Profile
 
@@ -26,10 +26,8 @@ __all__ = [
     "DEFAULT_WARN_BYTES",
     "MAX_DEPTH_LIMIT",
     "Degrade",
-    "InboundPolicy",
-    "OutboundPolicy",
-    "Policy",
     "Validator",
+    "server_max_size",
 ]
 
 #: The default inbound limit, 1 MiB: the same as the ``websockets`` library's ``max_size``.
@@ -173,3 +171,28 @@ class Policy:
 
 #: ``Policy()``: the default of every decision.
 DEFAULT: Final = Policy()
+
+
+def server_max_size(
+    policy: Policy = DEFAULT, yours: int | None = None, *, what: str = "message"
+) -> int:
+    """The message limit to give the server: twice ``InboundPolicy.max_bytes``, or ``yours``
+    (your own setting for the server; ``None``: none) when that is stricter.
+
+    A message over the policy's limit but within this one reaches the policy, which closes
+    with its own code and reason (1009 "Message too large" under the default profile, no
+    byte counts); a larger one is refused by the server itself, from its frame header,
+    before it is buffered, with the server's own reason. A limit of yours below the policy's
+    own (``what`` names it: a message or a fragment limit) is a ``ValueError``: the server
+    would refuse messages the policy accepts, in its own words.
+    """
+    limit = 2 * instance(policy, Policy, "policy").inbound.max_bytes
+    if yours is None:
+        return limit
+    if positive_int(yours, "max_size") < policy.inbound.max_bytes:
+        raise ValueError(
+            f"max_size: a {what} limit of {yours} bytes is below the policy's inbound limit "
+            f"({policy.inbound.max_bytes} bytes): the server would refuse messages the policy "
+            "accepts, with its own reason; lower InboundPolicy.max_bytes instead"
+        )
+    return min(yours, limit)

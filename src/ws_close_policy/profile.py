@@ -7,7 +7,7 @@ each code. Server and client share one profile, so they agree on the meaning of 
 
 Three presets ship:
 
-* ``Profile.ACTIONABLE`` (the default; also known by its first name, ``Profile.SEED``):
+* ``Profile.ACTIONABLE`` (the default):
   every code the server sends tells the client one thing to do. Any invalid client message
   is 1002 (a client bug: stop), an oversized result is 1009 (reconnect asking for a
   summary), a user's cancellation is 1001, an auth failure after the upgrade is 1008
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
-from .actions import Close, sendable_code
-from .arguments import instance, integer, mapping, text
+from ._actions import Close, sendable_code
+from ._arguments import instance, integer, mapping, text
+from ._enums import Outcome, ReconnectAction, Violation
 from .codes import CloseCode, truncate_reason
-from .enums import Outcome, ReconnectAction, Violation
 
-__all__ = ["PRESETS", "Profile", "Rule", "profile_named"]
+__all__ = ["PRESETS", "Rule", "profile_named"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,6 @@ class Profile:
     _violation_closes: Mapping[Violation, Close] = field(init=False, repr=False)
 
     ACTIONABLE: ClassVar[Profile]
-    SEED: ClassVar[Profile]
     RFC_STRICT: ClassVar[Profile]
     GRAPHQL_WS: ClassVar[Profile]
 
@@ -252,7 +251,6 @@ Profile.ACTIONABLE = Profile(
     ),
     _ACTIONABLE_CLIENT,
 )
-Profile.SEED = Profile.ACTIONABLE  # its first name, kept as an alias
 
 Profile.RFC_STRICT = Profile.ACTIONABLE.derive(
     "RFC_STRICT",
@@ -299,15 +297,14 @@ Profile.GRAPHQL_WS = Profile.ACTIONABLE.derive(
 PRESETS: Mapping[str, Profile] = MappingProxyType(
     {p.name: p for p in (Profile.ACTIONABLE, Profile.RFC_STRICT, Profile.GRAPHQL_WS)}
 )
-_ALIASES = {"SEED": Profile.ACTIONABLE}
 
 
 def profile_named(name: str) -> Profile:
-    """A preset by name, case-insensitive: ``"actionable"`` (alias ``"seed"``),
-    ``"rfc_strict"`` or ``"graphql_ws"``; ``-`` may stand for ``_``."""
+    """A preset by name, case-insensitive: ``"actionable"``, ``"rfc_strict"`` or
+    ``"graphql_ws"``; ``-`` may stand for ``_``."""
     key = text(name, "name").upper().replace("-", "_")
     try:
-        return PRESETS.get(key) or _ALIASES[key]
+        return PRESETS[key]
     except KeyError:
         raise ValueError(
             f"profile: unknown profile {name!r}; choose from {', '.join(PRESETS)}"

@@ -22,20 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from .arguments import callable_or_none, instance, integer, non_negative_int, positive_number
+from ._arguments import callable_or_none, instance, integer, non_negative_int, positive_number
+from ._enums import Outcome, ReconnectAction
 from .codes import CloseCode, describe
-from .enums import Outcome, ReconnectAction
 from .profile import Profile
 
 __all__ = [
     "DEFAULT_RECONNECT",
     "PUSHER_BANDS",
     "Band",
-    "ReconnectAdvice",
-    "ReconnectPolicy",
-    "Reconnector",
     "advice_table",
-    "advise_reconnect",
 ]
 
 Random = Callable[[], float]
@@ -57,6 +53,7 @@ class ReconnectAdvice:
 
     @property
     def should_reconnect(self) -> bool:
+        """Whether the action is to connect again (anything but ``STOP``)."""
         return self.action is not ReconnectAction.STOP
 
 
@@ -147,6 +144,7 @@ class ReconnectPolicy:
             return self.cap
 
 
+#: ``ReconnectPolicy()``: the default of every reconnect decision.
 DEFAULT_RECONNECT: Final = ReconnectPolicy()
 
 

@@ -22,7 +22,7 @@ handler with the messages your policy accepts and refuses::
         assert isinstance(close, Close)
         assert close == POLICY.profile.close_for_violation(violation)
 
-Strategies for codes, reasons and close payloads test the protocol edges.
+Strategies for codes and reasons test the protocol edges.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "ws_close_policy.testing needs hypothesis: pip install 'ws-close-policy[testing]'"
     ) from exc
 
+from ._actions import utf8_size
+from ._enums import Violation
 from .codes import CloseCode, is_sendable
-from .enums import Violation
 from .policy import DEFAULT, Policy
 
 __all__ = [
     "close_codes",
-    "close_payloads",
     "invalid_messages",
     "outbound_messages",
     "reasons",
@@ -85,24 +85,6 @@ def reasons(max_size: int = 400) -> st.SearchStrategy[str]:
     )
 
 
-def close_payloads() -> st.SearchStrategy[bytes]:
-    """Received close-frame payloads, valid and invalid."""
-    return st.one_of(
-        st.binary(max_size=4),
-        st.binary(min_size=126, max_size=200),  # too long for a control frame
-        st.builds(
-            lambda code, reason: code.to_bytes(2, "big") + reason,
-            close_codes(),
-            st.binary(max_size=123),
-        ),
-        st.builds(
-            lambda code, reason: code.to_bytes(2, "big") + reason.encode("utf-8")[:123],
-            sendable_codes(),
-            st.text(max_size=60),
-        ),
-    )
-
-
 # --- messages ------------------------------------------------------------------------------
 
 # Text that is valid UTF-8 (no surrogates): what a peer can put in a JSON string.
@@ -124,14 +106,10 @@ def _values(depth: int) -> st.SearchStrategy[Any]:
     return _SCALARS | st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3)
 
 
-def _size(data: str | bytes) -> int:
-    return len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-
-
 def _valid_for(policy: Policy, text: str) -> bool:
     """Whether ``text`` fits the limits and passes its type's validator, if any."""
     rules = policy.inbound
-    if _size(text) > rules.max_bytes:
+    if utf8_size(text) > rules.max_bytes:
         return False
     message = json.loads(text)
     validator = rules.validators.get(message[rules.type_field])
@@ -178,7 +156,7 @@ def valid_messages(
         # A message over max_bytes is replaced by the smallest one of its type, so that a
         # small limit does not make hypothesis throw most draws away.
         text = _dumps({**extra, rules.type_field: kind}, compact=compact, ensure_ascii=ensure_ascii)
-        if _size(text) <= rules.max_bytes:
+        if utf8_size(text) <= rules.max_bytes:
             return text
         return _dumps({rules.type_field: kind}, compact=True, ensure_ascii=False)
 
@@ -224,7 +202,7 @@ def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, 
     cases = [
         _paired(st.sampled_from(fitting), violation)
         for violation, candidates in examples.items()
-        if (fitting := [d for d in candidates if _size(d) <= rules.max_bytes])
+        if (fitting := [d for d in candidates if utf8_size(d) <= rules.max_bytes])
     ]
     not_objects = st.builds(json.dumps, _SCALARS | st.lists(_SCALARS, max_size=3))
     generated = [(not_objects, Violation.NOT_AN_OBJECT)]
@@ -237,7 +215,7 @@ def _invalid_cases(policy: Policy) -> list[st.SearchStrategy[tuple[str | bytes, 
             )
         )
     for texts, violation in generated:
-        fits = texts.filter(lambda text: _size(text) <= rules.max_bytes)
+        fits = texts.filter(lambda text: utf8_size(text) <= rules.max_bytes)
         cases.append(_paired(fits, violation))
     too_big = st.integers(1, 64).map(lambda n: ("x" * (rules.max_bytes + n), Violation.TOO_BIG))
     return [*cases, too_big]

@@ -26,6 +26,7 @@ STACKS = (
     "hypercorn",
     "granian",
     "daphne",
+    "aiohttp",
 )
 
 
@@ -54,6 +55,9 @@ def _command(stack: str, port: int) -> list[str]:
     if stack == "granian":
         return [python, "-m", "granian", "--interface", "asgi", "--host", host,
                 "--port", str(port), APP]  # fmt: skip
+    if stack == "aiohttp":
+        return [python, "-m", "aiohttp.web", "-H", host, "-P", str(port),
+                "tests.adapters.apps:aiohttp_app"]  # fmt: skip
     if stack == "daphne":
         return [python, "-m", "daphne", "-b", host, "-p", str(port),
                 "--websocket-max-message-size", str(SERVER_MAX_SIZE),

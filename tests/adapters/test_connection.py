@@ -1,81 +1,19 @@
-"""The layer both adapters share (PolicyConnection, Connections), on an in-memory transport:
+"""The layer every adapter shares (PolicyConnection, Connections), on an in-memory transport:
 most adapter behaviour, without sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-from collections.abc import Sequence
+import logging
 from typing import Any
 
 import pytest
 
+from tests.adapters.fake import FakeTransport, guarded
 from tests.wire import run
 from ws_close_policy import CloseEvent, OutboundPolicy, Outcome, Policy
-from ws_close_policy.adapters.connection import Closed, Connections, PolicyConnection
-from ws_close_policy.policy import DEFAULT
-
-
-class FakeTransport:
-    """A connection in memory: messages queued by the test, what the adapter did, recorded."""
-
-    def __init__(self, *messages: str | bytes) -> None:
-        self.inbox: asyncio.Queue[str | bytes | Closed] = asyncio.Queue()
-        for message in messages:
-            self.inbox.put_nowait(message)
-        self.sent: list[tuple[str | bytes, bool]] = []
-        self.closes: list[tuple[int, str]] = []
-        self.peer: Closed | None = None
-        self.backlog = 0  # bytes waiting to be written
-        self.slow = False  # deliver() reports it too slow
-
-    def leave(self, code: int | None = 1001, reason: str = "") -> None:
-        """The peer closes."""
-        self.peer = Closed(code, reason)
-        self.inbox.put_nowait(self.peer)
-
-    async def receive(self) -> str | bytes:
-        if self.peer is not None and self.inbox.empty():
-            raise self.peer
-        item = await self.inbox.get()
-        if isinstance(item, Closed):
-            raise item
-        return item
-
-    async def send(self, data: str | bytes, text: bool) -> None:
-        if self.peer is not None:
-            raise self.peer
-        self.sent.append((data, text))
-
-    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:
-        self.closes.append((code, reason))
-        if self.peer is None:
-            self.leave(code, reason)  # the peer answers with the same close
-
-    def peer_close(self) -> Closed | None:
-        return self.peer
-
-    def remote(self) -> str | None:
-        return "127.0.0.1:50000"
-
-    async def deliver(
-        self,
-        transports: Sequence[FakeTransport],
-        data: str | bytes,
-        text: bool,
-        *,
-        max_buffer: int,
-        slow_after: float,
-    ) -> list[FakeTransport]:
-        for transport in transports:
-            if not transport.slow:
-                await transport.send(data, text)
-        return [t for t in transports if t.slow or t.backlog > max_buffer]
-
-
-def guarded(transport: FakeTransport, policy: Policy = DEFAULT, **kwargs: Any) -> PolicyConnection:
-    return PolicyConnection(transport, policy, **kwargs)
+from ws_close_policy.adapters import Closed, Connections, PolicyConnection
 
 
 def test_a_normal_end_closes_1000_once_with_one_event() -> None:
@@ -110,44 +48,70 @@ def test_an_invalid_message_closes_and_ends_the_loop() -> None:
     assert transport.closes == [(1002, "Invalid JSON")]
 
 
-def test_send_after_the_peer_left_raises_closed_and_guard_ends_quietly(
+def test_send_after_the_peer_left_raises_closed_with_the_event_and_guard_ends_quietly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     events: list[CloseEvent] = []
+    raised: list[Closed] = []
     sends = 0
 
-    async def scenario() -> FakeTransport:
+    async def scenario() -> tuple[FakeTransport, PolicyConnection]:
         nonlocal sends
         transport = FakeTransport()
-        async with guarded(transport, observer=events.append) as conn:
-            while True:  # a push-only loop with no boilerplate
-                await conn.send({"type": "progress"})
-                sends += 1
-                if sends == 3:
-                    transport.leave(4001, "bye")
-        return transport
+        conn = guarded(transport, observer=events.append)
+        async with conn:
+            try:
+                while True:  # a push-only loop with no boilerplate
+                    await conn.send({"type": "progress"})
+                    sends += 1
+                    if sends == 3:
+                        transport.leave(4001, "bye")
+            except Closed as gone:
+                raised.append(gone)
+                raise
+        return transport, conn
 
-    transport = run(scenario())
+    transport, conn = run(scenario())
     assert sends == 3  # stopped at the first send after the peer left
     assert transport.closes == []
-    assert [(e.code, e.closed_by) for e in events] == [(4001, "peer")]
+    (event,) = events
+    assert (event.code, event.reason, event.closed_by) == (4001, "bye", "peer")
+    (closed,) = raised
+    assert closed.event is event is conn.close_event  # one CloseEvent, carried by Closed
+    assert (closed.code, closed.reason, closed.closed_by) == (4001, "bye", "peer")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-def test_a_handler_exception_closes_1011_and_is_handled(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_handler_exception_closes_1011_then_propagates_logged_once_by_us(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     transport = FakeTransport()
 
-    async def scenario() -> str:
+    async def scenario() -> None:
         async with guarded(transport):
             raise RuntimeError("db password is hunter2")
-        return "the block's exception stops at guard"
 
-    assert run(scenario()) == "the block's exception stops at guard"
+    with pytest.raises(RuntimeError, match="hunter2"):  # the server logs it, with its traceback
+        run(scenario())
     assert transport.closes == [(1011, "Internal error")]
-    errors = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1  # the close's own line, with the traceback
-    assert errors[0].exc_info is not None
-    assert "hunter2" not in transport.closes[0][1]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1  # the close's own line, naming the exception
+    assert errors[0].exc_info is None  # the traceback is the server's to log, once
+    assert "RuntimeError" in str(errors[0].ws_detail)  # type: ignore[attr-defined]
+
+
+def test_an_exception_after_the_connection_ended_still_propagates() -> None:
+    transport = FakeTransport()
+    transport.leave(1000)
+
+    async def scenario() -> None:
+        async with guarded(transport) as conn:
+            assert await conn.receive() is None
+            raise KeyError("after the end")
+
+    with pytest.raises(KeyError):
+        run(scenario())
+    assert transport.closes == []
 
 
 def test_cancellation_closes_1001() -> None:
@@ -175,11 +139,12 @@ def test_application_codes_and_their_errors() -> None:
         async with guarded(transport) as conn:
             with pytest.raises(ValueError, match="application code"):
                 await conn.close(1006, "no")
-            await conn.close(4004, "Job not found")
-            await conn.close(4005, "ignored: already closing")
+            assert await conn.close(4004, "Job not found") is True
+            assert await conn.close(4005, "ignored: already closing") is False
             with pytest.raises(Closed) as closed:
                 await conn.send({"type": "late"})
             assert (closed.value.code, closed.value.reason) == (4004, "Job not found")
+            assert closed.value.closed_by == "local"
 
     run(scenario())
     assert transport.closes == [(4004, "Job not found")]
@@ -196,9 +161,120 @@ def test_a_message_over_the_limit_closes_1009_and_the_send_raises() -> None:
         return closed.value
 
     closed = run(scenario())
-    assert (closed.code, closed.reason) == (1009, "Message too large")
+    assert (closed.code, closed.reason, closed.closed_by) == (1009, "Message too large", "local")
+    assert closed.event.violation is not None
     assert transport.closes == [(1009, "Message too large")]
     assert transport.sent == []
+
+
+def test_a_peer_that_never_answers_the_close_ends_it_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ws_close_policy.adapters import _connection
+
+    monkeypatch.setattr(_connection, "CLOSE_TIMEOUT", 0.2)
+    transport = FakeTransport()
+    transport.answers = False
+
+    async def scenario() -> tuple[float, CloseEvent | None]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with guarded(transport) as conn:
+            await conn.close(4004, "Job not found")
+        return loop.time() - started, conn.close_event
+
+    elapsed, event = run(scenario(), timeout=5)
+    assert elapsed < 1.0
+    assert event is not None
+    assert (event.code, event.closed_by) == (4004, "local")
+
+
+def test_a_server_that_refuses_our_close_code_raises_from_the_block() -> None:
+    # daphne sends only 1000 and 3000-4999: the shared layer ends the block with an error,
+    # so that the server ends the connection its own way (with 1011), on every adapter.
+    class Refusing(FakeTransport):
+        async def close(self, code: int, reason: str) -> None:
+            raise ValueError(f"invalid close code {code}")
+
+    transport = Refusing('{"bad json')
+
+    async def scenario() -> PolicyConnection:
+        async with guarded(transport) as conn:
+            assert await conn.receive() is None
+        return conn
+
+    with pytest.raises(RuntimeError, match="could not send the close frame: invalid close"):
+        run(scenario())
+
+
+# --- tasks never outlive their connection ----------------------------------------------------
+
+
+def _pending(*tasks: asyncio.Task[Any] | None) -> list[asyncio.Task[Any]]:
+    return [t for t in tasks if t is not None and not t.done()]
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "close refused", "peer left", "normal"])
+def test_the_read_ahead_task_never_outlives_its_connection(ending: str) -> None:
+    # Sending twice without reading starts a reader (so that a peer that left shows up by
+    # the next send on servers that report it only on read); it ends with the connection.
+    class Transport(FakeTransport):
+        async def close(self, code: int, reason: str) -> None:
+            if ending == "close refused":
+                raise ValueError("refused")
+            await super().close(code, reason)
+
+    async def scenario() -> list[asyncio.Task[Any]]:
+        transport = Transport()
+        conn = guarded(transport)
+        reader: list[asyncio.Task[Any] | None] = []
+
+        async def push() -> None:
+            async with conn:
+                await conn.send({"n": 1})
+                await conn.send({"n": 2})
+                reader.append(conn._reader)
+                if ending == "peer left":
+                    transport.leave(1001)
+                    await asyncio.sleep(0.01)
+                    await conn.send({"n": 3})
+                elif ending == "cancelled":
+                    await asyncio.sleep(10)
+
+        task = asyncio.create_task(push())
+        await asyncio.sleep(0.05)
+        if ending == "cancelled":
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert reader[0] is not None  # it did read ahead
+        return _pending(*reader)
+
+    assert run(scenario()) == []
+
+
+def test_read_ahead_delivers_messages_later_and_shows_a_departure_by_the_next_send() -> None:
+    async def scenario() -> tuple[Any, int]:
+        transport = FakeTransport()
+        sent = 0
+        async with guarded(transport) as conn:
+            await conn.send({"n": 1})
+            await conn.send({"n": 2})  # sending without reading: it reads ahead now
+            transport.inbox.put_nowait('{"type": "cancel"}')
+            await asyncio.sleep(0.01)
+            received = await conn.receive()  # read ahead, delivered when asked
+            transport.leave(1000)
+            await asyncio.sleep(0.01)
+            try:
+                while True:
+                    await conn.send({"n": 3})
+                    sent += 1
+            except Closed:
+                pass
+        return received, sent
+
+    received, sent = run(scenario())
+    assert received == {"type": "cancel"}
+    assert sent == 0  # the departure showed up by the very next send
 
 
 # --- Connections -----------------------------------------------------------------------------
@@ -220,6 +296,7 @@ def test_admission_limit_closes_the_extra_connection_1013() -> None:
         await asyncio.sleep(0.01)
         assert len(connections) == 2
         assert connections.full
+        assert connections.admission() is Outcome.OVERLOADED
         for transport in transports[:2]:
             transport.leave(1000)
         await asyncio.gather(*held)
@@ -234,26 +311,22 @@ def test_drain_spreads_its_closes_over_the_window() -> None:
     draws = iter([0.0, 0.5, 0.99])
     connections = Connections(drain_window=0.4, random=lambda: next(draws))
 
-    async def scenario() -> tuple[list[FakeTransport], list[float], int]:
+    async def scenario() -> tuple[list[Any], list[float], int]:
         loop = asyncio.get_running_loop()
-        transports = [FakeTransport() for _ in range(3)]
         times: list[float] = []
-        for transport in transports:
-            original = transport.close
 
-            async def timed(
-                code: int, reason: str, *, linger: bool = True, original: Any = original
-            ) -> None:
+        class Timed(FakeTransport):
+            async def close(self, code: int, reason: str) -> None:
                 times.append(loop.time())
-                await original(code, reason, linger=linger)
+                await super().close(code, reason)
 
-            transport.close = timed  # type: ignore[method-assign]
+        transports = [Timed() for _ in range(3)]
         held = [asyncio.create_task(_hold(guarded(t, connections=connections))) for t in transports]
         await asyncio.sleep(0.01)
         start = loop.time()
         closed = await connections.drain()
         await asyncio.gather(*held)
-        return transports, [t - start for t in times], closed
+        return transports, sorted(t - start for t in times), closed
 
     transports, offsets, closed = run(scenario())
     assert closed == 3
@@ -261,6 +334,25 @@ def test_drain_spreads_its_closes_over_the_window() -> None:
     assert offsets[0] < 0.1
     assert 0.15 < offsets[1] < 0.35
     assert 0.35 < offsets[2] < 0.6
+
+
+def test_drain_counts_only_the_connections_it_closed() -> None:
+    connections = Connections(drain_window=0.3, random=lambda: 0.99)
+
+    async def scenario() -> tuple[int, list[FakeTransport]]:
+        transports = [FakeTransport() for _ in range(3)]
+        held = [asyncio.create_task(_hold(guarded(t, connections=connections))) for t in transports]
+        await asyncio.sleep(0.01)
+        drain = asyncio.create_task(connections.drain())
+        await asyncio.sleep(0.05)
+        transports[0].leave(1000)  # one client leaves by itself during the window
+        closed = await drain
+        await asyncio.gather(*held)
+        return closed, transports
+
+    closed, transports = run(scenario())
+    assert closed == 2
+    assert [len(t.closes) for t in transports] == [0, 1, 1]
 
 
 def test_a_drain_with_no_window_hurries_an_earlier_one() -> None:
@@ -281,43 +373,31 @@ def test_a_drain_with_no_window_hurries_an_earlier_one() -> None:
 
     transports, elapsed, first, now = run(scenario())
     assert elapsed < 1.0
-    assert (first, now) == (3, 3)
+    assert first + now == 3  # each connection closed once, by one of the two
     assert all(t.closes == [(1012, "Service restarting")] for t in transports)
 
 
-def test_lifespan_second_signal_closes_the_rest_at_once() -> None:
-    calls: list[str] = []
+def test_start_drain_drains_once_then_hurries() -> None:
     connections = Connections(drain_window=30.0)
 
-    def servers_handler(signum: int, frame: Any) -> None:
-        calls.append(f"server handler, {len(connections)} open")
-
-    async def scenario() -> tuple[FakeTransport, float]:
+    async def scenario() -> tuple[FakeTransport, float, bool]:
         loop = asyncio.get_running_loop()
         transport = FakeTransport()
-        previous = signal.signal(signal.SIGTERM, servers_handler)
-        try:
-            async with connections.lifespan():
-                started = asyncio.Event()
-                held = asyncio.create_task(
-                    _hold(guarded(transport, connections=connections), started)
-                )
-                await started.wait()
-                start = loop.time()
-                signal.raise_signal(signal.SIGTERM)
-                await asyncio.sleep(0.05)
-                signal.raise_signal(signal.SIGTERM)
-                await held
-                await asyncio.sleep(0.05)
-                elapsed = loop.time() - start
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        return transport, elapsed
+        started = asyncio.Event()
+        held = asyncio.create_task(_hold(guarded(transport, connections=connections), started))
+        await started.wait()
+        start = loop.time()
+        first = connections.start_drain()  # a first signal
+        await asyncio.sleep(0.05)
+        same = connections.start_drain() is first  # a second: the rest at once
+        await held
+        await first
+        return transport, loop.time() - start, same
 
-    transport, elapsed = run(scenario())
+    transport, elapsed, same = run(scenario())
+    assert same
     assert elapsed < 1.0
     assert transport.closes == [(1012, "Service restarting")]
-    assert calls == ["server handler, 0 open"]  # once, after every connection closed
 
 
 def test_connections_opened_during_a_drain_are_closed_1012() -> None:
@@ -331,6 +411,7 @@ def test_connections_opened_during_a_drain_are_closed_1012() -> None:
 
     assert run(scenario()).closes == [(1012, "Service restarting")]
     assert connections.draining
+    assert connections.admission() is Outcome.RESTARTING
 
 
 def test_two_connections_objects_share_nothing() -> None:
@@ -368,12 +449,13 @@ class CountingCodec:
 
 def test_broadcast_decides_once_and_closes_the_slow_ones_1013() -> None:
     codec = CountingCodec()
-    connections = Connections(Policy(outbound=OutboundPolicy(codec=codec)), max_buffer=1000)
+    policy = Policy(outbound=OutboundPolicy(codec=codec))
+    connections = Connections(policy, max_buffer=1000, slow_after=0.2)
 
     async def scenario() -> tuple[list[FakeTransport], int]:
         transports = [FakeTransport() for _ in range(5)]
-        transports[1].backlog = 5000  # over max_buffer once queued: too slow
-        transports[2].slow = True  # the adapter says it could not keep up
+        transports[1].backlog = 5000  # over max_buffer already: too slow, not even tried
+        transports[2].stalled = True  # its send never completes: too slow after slow_after
         transports[3].leave(1000)  # already gone
         started = [asyncio.Event() for _ in transports]
         held = [
@@ -391,7 +473,7 @@ def test_broadcast_decides_once_and_closes_the_slow_ones_1013() -> None:
     transports, sent = run(scenario())
     assert codec.encodes == 1
     assert sent == 2
-    assert [len(t.sent) for t in transports] == [1, 1, 0, 0, 1]  # 1 got it, then its close
+    assert [len(t.sent) for t in transports] == [1, 0, 0, 0, 1]
     assert transports[1].closes == [(1013, "Try again later")]
     assert transports[2].closes == [(1013, "Try again later")]
 
@@ -412,37 +494,6 @@ def test_a_broadcast_over_the_limit_closes_its_targets() -> None:
     assert [t.closes for t in transports] == [[(1009, "Message too large")]] * 2
 
 
-def test_lifespan_drains_on_the_signal_before_the_servers_handler() -> None:
-    calls: list[str] = []
-    connections = Connections(drain_window=0.05)
-
-    def servers_handler(signum: int, frame: Any) -> None:
-        calls.append(f"server handler, {len(connections)} open")
-
-    async def scenario() -> FakeTransport:
-        transport = FakeTransport()
-        previous = signal.signal(signal.SIGTERM, servers_handler)
-        try:
-            async with connections.lifespan() as state:
-                assert state == {"connections": connections}
-                started = asyncio.Event()
-                held = asyncio.create_task(
-                    _hold(guarded(transport, connections=connections), started)
-                )
-                await started.wait()
-                signal.raise_signal(signal.SIGTERM)
-                await held
-                await asyncio.sleep(0.05)
-            assert signal.getsignal(signal.SIGTERM) is servers_handler  # restored
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        return transport
-
-    transport = run(scenario())
-    assert transport.closes == [(1012, "Service restarting")]
-    assert calls == ["server handler, 0 open"]  # after the drain, not before
-
-
 def test_connections_validates_its_arguments() -> None:
     with pytest.raises(TypeError, match="policy"):
         Connections(policy=3)  # type: ignore[arg-type]
@@ -450,6 +501,9 @@ def test_connections_validates_its_arguments() -> None:
         Connections(drain_window=-1)
     with pytest.raises(ValueError, match="slow_after"):
         Connections(slow_after=0)
+    with pytest.raises(TypeError, match="metrics"):
+        Connections(metrics=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="observer"):
         PolicyConnection(FakeTransport(), observer=3)  # type: ignore[arg-type]
-    _ = Outcome
+    with pytest.raises(TypeError, match="connections"):
+        PolicyConnection(FakeTransport(), connections=3)  # type: ignore[arg-type]

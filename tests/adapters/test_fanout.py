@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -21,15 +22,17 @@ from websockets.client import ClientProtocol
 from websockets.protocol import State as ProtocolState
 from websockets.uri import parse_uri
 
+from tests.aiohttp_server import aiohttp_server
 from tests.asgi_servers import SERVERS, asgi_server
 from tests.wire import run
 from ws_close_policy import OutboundPolicy, Policy
+from ws_close_policy.adapters import Connections
+from ws_close_policy.adapters import aiohttp as aiohttp_adapter
 from ws_close_policy.adapters import starlette as starlette_adapter
 from ws_close_policy.adapters import websockets as websockets_adapter
-from ws_close_policy.adapters.connection import Connections
 
 POLICY = Policy(outbound=OutboundPolicy(max_bytes=4 * 1024 * 1024))
-STACKS = ("websockets", *SERVERS)
+STACKS = ("websockets", *SERVERS, "aiohttp")
 
 
 @asynccontextmanager
@@ -44,6 +47,18 @@ async def fanout_server(stack: str, connections: Connections) -> AsyncIterator[s
         options = websockets_adapter.serve_options(POLICY, write_limit=64 * 1024)
         async with serve(handler, "127.0.0.1", 0, **options) as server:
             yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    elif stack == "aiohttp":
+
+        async def aiohttp_handler(request: web.Request) -> web.StreamResponse:
+            ws = aiohttp_adapter.websocket(POLICY)
+            async with aiohttp_adapter.guard(ws, request, POLICY, connections=connections) as c:
+                await c.receive()
+            return ws
+
+        aiohttp_app = web.Application()
+        aiohttp_app.router.add_get("/", aiohttp_handler)
+        async with aiohttp_server(aiohttp_app) as uri:
+            yield uri + "/"
     else:
 
         async def endpoint(websocket: WebSocket) -> None:

@@ -14,8 +14,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from tests.wire import exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Policy
+from ws_close_policy.adapters import Closed, PolicyConnection
 from ws_close_policy.adapters import websockets as adapter
-from ws_close_policy.adapters.connection import Closed, PolicyConnection
 from ws_close_policy.policy import DEFAULT
 
 Body = Callable[[PolicyConnection], Any]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,12 +22,14 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests import job_protocol
+from tests.aiohttp_server import aiohttp_server
 from tests.asgi_servers import asgi_server
 from tests.wire import exchange, run
 from ws_close_policy import InboundPolicy, OutboundPolicy, Policy
+from ws_close_policy.adapters import Connections
+from ws_close_policy.adapters import aiohttp as aiohttp_adapter
 from ws_close_policy.adapters import starlette as starlette_adapter
 from ws_close_policy.adapters import websockets as websockets_adapter
-from ws_close_policy.adapters.connection import Connections
 from ws_close_policy.metrics import Metrics
 from ws_close_policy.metrics.opentelemetry import OpenTelemetryMetrics
 from ws_close_policy.metrics.prometheus import PrometheusMetrics
@@ -35,7 +38,7 @@ POLICY = Policy(
     InboundPolicy(max_bytes=64 * 1024),
     OutboundPolicy(max_bytes=job_protocol.OUTBOUND_LIMIT),
 )
-STACKS = ("websockets", "uvicorn-websockets-sansio")
+STACKS = ("websockets", "uvicorn-websockets-sansio", "aiohttp")
 
 
 @asynccontextmanager
@@ -49,6 +52,18 @@ async def job_server(stack: str, connections: Connections) -> AsyncIterator[str]
 
         async with serve(handler, "127.0.0.1", 0, **websockets_adapter.serve_options(POLICY)) as s:
             yield f"ws://127.0.0.1:{s.sockets[0].getsockname()[1]}"
+    elif stack == "aiohttp":
+
+        async def aiohttp_handler(request: web.Request) -> web.StreamResponse:
+            ws = aiohttp_adapter.websocket(POLICY)
+            async with aiohttp_adapter.guard(ws, request, POLICY, connections=connections) as c:
+                await job_protocol.serve_job(c)
+            return ws
+
+        aiohttp_app = web.Application()
+        aiohttp_app.router.add_get("/", aiohttp_handler)
+        async with aiohttp_server(aiohttp_app) as uri:
+            yield uri
     else:
 
         async def endpoint(websocket: WebSocket) -> None:

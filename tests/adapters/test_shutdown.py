@@ -20,23 +20,26 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.adapters.stacks import Server, server_process
 from tests.wire import run
-from ws_close_policy.adapters.connection import CLOSE_TIMEOUT
+from ws_close_policy.adapters import CLOSE_TIMEOUT
 
 WINDOW = 1.5  # the test app's drain window (WS_TEST_DRAIN_WINDOW), in seconds
 GRACE = 3.0  # for the server to stop once every connection is closed
 CLIENTS = 8
 #: The exit status each server gives after SIGTERM, with or without this library: uvicorn
 #: re-raises the signal once it has shut down gracefully (so 143, killed by SIGTERM, from a
-#: shell); hypercorn and the websockets runner exit 0.
+#: shell); hypercorn, aiohttp's web.run_app and the websockets runner exit 0.
 EXIT_STATUS: dict[str, dict[signal.Signals, int]] = {
     "websockets": {},
     "uvicorn-websockets-sansio": {signal.SIGTERM: -signal.SIGTERM},
     "uvicorn-wsproto": {signal.SIGTERM: -signal.SIGTERM},
     "hypercorn": {},
+    "aiohttp": {},
 }
 #: The one line each server needs (docs/adapters.md): hypercorn must run the app in its own
 #: process to see the signal, and wait longer than the drain window for connections.
 OPTIONS = {"hypercorn": ("--workers", "0", "--graceful-timeout", "5")}
+#: Servers that stop accepting connections as soon as they get the signal.
+STOP_ACCEPTING = {"hypercorn", "aiohttp"}
 
 
 @pytest.fixture(params=list(EXIT_STATUS))
@@ -131,8 +134,8 @@ def test_a_signal_drains_every_client_with_1012_over_the_window(
     status = server.process.wait(timeout=GRACE + WINDOW)
     assert status == EXIT_STATUS[server.stack].get(sig, 0), server.output()
     # A client arriving during the drain: guard closes it with 1012 where the server still
-    # accepts; hypercorn stops accepting at once.
-    assert late in ({"1012"} if server.stack != "hypercorn" else {"connection refused"})
+    # accepts; hypercorn and aiohttp stop accepting at once.
+    assert late == ("connection refused" if server.stack in STOP_ACCEPTING else "1012")
     assert "Traceback" not in server.output()
 
 
@@ -188,3 +191,17 @@ def test_a_second_signal_closes_the_rest_at_once(stack: str, tmp_path: Path) -> 
         assert [seen for seen, _ in results] == [(1012, "Service restarting")] * CLIENTS
         assert max(at for _, at in results) - sent < 2.0
         assert running.process.wait(timeout=GRACE) == EXIT_STATUS[stack].get(signal.SIGTERM, 0)
+
+
+def test_aiohttp_a_second_signal_is_aiohttps_own(tmp_path: Path) -> None:
+    # web.run_app takes a second SIGTERM as a second GracefulExit (a SystemExit with status
+    # 1): it cancels every handler, and guard closes what is still open with 1001 "Going
+    # away", without waiting for the drain window (docs/adapters.md).
+    window = 20.0
+    with server_process("aiohttp", tmp_path, WS_TEST_DRAIN_WINDOW=str(window)) as running:
+        results, sent = run(_signalled(running, signal.SIGTERM, signal.SIGTERM), timeout=60)
+        closes = {seen for seen, _ in results}
+        assert closes <= {(1012, "Service restarting"), (1001, "Going away")}, closes
+        assert (1001, "Going away") in closes
+        assert max(at for _, at in results) - sent < CLOSE_TIMEOUT + 2.0
+        assert running.process.wait(timeout=GRACE) == 1, running.output()

@@ -24,8 +24,9 @@ from tests import job_protocol
 from tests.asgi_servers import SERVERS, asgi_server
 from tests.wire import Seen, exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Outcome, Policy, Reject
+from ws_close_policy.adapters import Closed, Connections, _connection
 from ws_close_policy.adapters import starlette as adapter
-from ws_close_policy.adapters.connection import Connections
+from ws_close_policy.policy import server_max_size
 
 TOKEN = b"demo-token"
 POLICY = Policy(
@@ -43,8 +44,8 @@ def make_app(connections: Connections) -> Starlette:
         async with adapter.guard(websocket, POLICY, connections=connections) as conn:
             await job_protocol.serve_job(conn)
 
-    @adapter.authenticated(token_ok, realm="jobs")
     async def jobs(websocket: WebSocket) -> None:
+        await adapter.authenticate(token_ok, realm="jobs")(websocket)  # plain Starlette
         await serve_job(websocket)
 
     async def admission(websocket: WebSocket) -> None:
@@ -128,7 +129,7 @@ def test_client_leaving_first_is_recorded_and_the_send_raises(kind: str) -> None
             assert await conn.receive() is None  # the client closed
             try:
                 await conn.send({"type": "late"})
-            except adapter.Closed as exc:
+            except Closed as exc:
                 raised.append(exc)
                 raise
 
@@ -324,7 +325,7 @@ def test_refuse_and_argument_validation() -> None:
         Connections(max_open=0)
     with pytest.raises(TypeError, match="websocket"):
         adapter.guard(object())  # type: ignore[arg-type]
-    assert adapter.server_max_size(POLICY) == 128 * 1024
+    assert server_max_size(POLICY) == 128 * 1024
 
 
 def test_refuse_after_accept_is_a_caller_error() -> None:
@@ -369,12 +370,12 @@ def test_testclient_scenarios() -> None:
         assert (closed.code, closed.reason) == (code, reason), scenario
 
 
-def test_testclient_handler_exception_closes_1011() -> None:
-    # guard handles the exception (closes 1011, logs it once), so the TestClient sees the
-    # close as a real client does, and nothing of the exception.
+def test_testclient_handler_exception_closes_1011_then_reaches_the_test() -> None:
+    # guard closes with 1011, then lets the exception go on to the server: TestClient
+    # re-raises it in the test, as it does for any exception an app lets escape.
     client = TestClient(make_app(Connections()))
-    closed = _testclient_close(client, ['{"type": "crash"}'])
-    assert (closed.code, closed.reason) == (1011, "Internal error")
+    with pytest.raises(RuntimeError, match="hunter2"):
+        _testclient_close(client, ['{"type": "crash"}'])
 
 
 def test_testclient_refusal_before_upgrade() -> None:
@@ -392,7 +393,7 @@ def test_testclient_refusal_before_upgrade() -> None:
 
 def test_a_close_the_server_never_completes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # granian, shutting down, can leave a send pending for good: closing must still end.
-    monkeypatch.setattr(adapter, "CLOSE_TIMEOUT", 0.2)
+    monkeypatch.setattr(_connection, "CLOSE_TIMEOUT", 0.2)
     stuck = asyncio.Event()
 
     async def receive() -> dict[str, Any]:

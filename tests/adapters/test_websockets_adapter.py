@@ -21,8 +21,8 @@ from websockets.http11 import Request
 from tests import job_protocol
 from tests.wire import exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Outcome, Policy, Reject
+from ws_close_policy.adapters import Closed, Connections
 from ws_close_policy.adapters import websockets as adapter
-from ws_close_policy.adapters.connection import Closed, Connections
 from ws_close_policy.metrics import CloseCounter
 
 OUTBOUND_LIMIT = job_protocol.OUTBOUND_LIMIT
@@ -284,7 +284,7 @@ def test_serve_options_merge_with_yours() -> None:
 
 
 def test_argument_errors_name_the_argument_when_built() -> None:
-    connections = adapter.Connections()
+    connections = Connections()
     with pytest.raises(TypeError, match="check must be callable, not NoneType"):
         adapter.authenticate(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="connections must be a Connections, not str"):

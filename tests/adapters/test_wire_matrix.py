@@ -76,6 +76,21 @@ SCENARIOS: dict[str, tuple[list[str | bytes], int, str]] = {
         "Authentication required",
     ),
     "application code": (['{"type": "app_close"}'], 4004, "Job not found"),
+    # The job-progress pattern (conn.run): the job pushes while the loop reads the client.
+    "job completes": (['{"type": "job"}'], 1000, "Completed"),
+    "job fails": (['{"type": "job_fails"}'], 1011, "Internal error"),
+    "job returns an application code": (['{"type": "job_app_code"}'], 4010, ""),
+    "job cancelled by the client": (
+        ['{"type": "job_slow"}', '{"type": "cancel"}'],
+        1001,
+        "Cancelled",
+    ),
+}
+#: What the client receives before the close, in the job scenarios: the job's progress.
+PROGRESS = {
+    "job completes": job_protocol.JOB_STEPS,
+    "job fails": 1,
+    "job returns an application code": 1,
 }
 
 
@@ -95,13 +110,21 @@ EVENTS: dict[str, tuple[int, str, str | None, str | None]] = {
     "300-byte reason": (1001, "local", None, "cancelled"),
     "refresh_token, bad token": (1008, "local", None, "policy_violation"),
     "application code": (4004, "local", None, None),
+    "job completes": (1000, "local", None, "completed"),
+    "job fails": (1011, "local", None, "failed"),
+    "job returns an application code": (4010, "local", None, None),
+    "job cancelled by the client": (1001, "local", None, "cancelled"),
     "the client closes first": (4001, "peer", None, None),
     "the connection drops": (1006, "transport", None, None),
-    # Past the server's own limit (twice the policy's) where it has one: websockets says
-    # it closed by itself; uvicorn passes its own 1009 to the app as if the client sent it;
-    # daphne drops the connection. hypercorn (16 MiB) and granian have a larger limit.
+    # Past the server's own limit (twice the policy's) where it has one: websockets and
+    # aiohttp say they closed by themselves; uvicorn passes its own 1009 to the app as if the
+    # client sent it; daphne drops the connection. hypercorn (16 MiB) and granian have a
+    # larger limit.
     "far over the server's limit": (1009, "local", "too_big", None),
 }
+#: Stacks that report the close frames themselves (who sent which first): the others give the
+#: app only a code, and the event says closed_by was inferred from it.
+REPORTS_FRAMES = {"websockets", "aiohttp"}
 #: How servers report what the client did (ASGI gives the app no other way to know):
 #: hypercorn reports every client close as a drop, uvicorn and granian a drop as a close
 #: frame without a code.
@@ -111,6 +134,7 @@ CLIENT_SEEN_AS = {
     ("uvicorn-wsproto", "the connection drops"): (1005, "peer", None, None),
     ("granian", "the connection drops"): (1005, "peer", None, None),
     ("websockets", "far over the server's limit"): (1009, "server", "too_big", None),
+    ("aiohttp", "far over the server's limit"): (1009, "server", "too_big", None),
     ("uvicorn-websockets-sansio", "far over the server's limit"): (1009, "peer", None, None),
     ("uvicorn-wsproto", "far over the server's limit"): (1009, "peer", None, None),
     ("daphne", "far over the server's limit"): (1006, "transport", None, None),
@@ -164,6 +188,30 @@ def test_every_close_yields_one_truthful_event(server: Server) -> None:
         expected = CLIENT_SEEN_AS.get((server.stack, name), EVENTS[name])
         got = [(e["code"], e["closed_by"], e["violation"], e["outcome"]) for e in events]
         assert got == [expected], name
+        # Where only a code reached the app, the event says closed_by was inferred from it.
+        frames = server.stack in REPORTS_FRAMES or got[0][1] == "local"
+        assert events[0]["inferred"] is (not frames), name
+
+
+def test_closed_carries_the_same_event_on_every_server(server: Server) -> None:
+    # The Closed exception the app sees is its connection's CloseEvent: the same object, so
+    # the same code and closed_by on every server for the same end.
+    async def scenario() -> list[dict[str, Any]]:
+        before = len((await _stats(server.uri))["closed"])
+        await exchange(server.uri + JOBS, '{"type": "big"}')  # the policy's own 1009
+        await _push_then_leave(server.uri)  # the client leaves a push loop
+        async with asyncio.timeout(10):
+            while len(closed := (await _stats(server.uri))["closed"]) < before + 2:
+                await asyncio.sleep(0.02)
+        return list(closed[before:])
+
+    big, left = run(scenario())
+    assert big["same"]
+    assert left["same"]
+    assert (big["code"], big["reason"], big["closed_by"]) == (1009, "Message too large", "local")
+    assert big["violation"] == "outbound_too_big"
+    expected = CLIENT_SEEN_AS.get((server.stack, "the client closes first"), (1000, "peer"))
+    assert (left["code"], left["closed_by"]) == expected[:2], server.stack
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -171,6 +219,42 @@ def test_scenario(server: Server, scenario: str) -> None:
     send, code, reason = SCENARIOS[scenario]
     seen = run(exchange(server.uri + JOBS, *send))
     assert (seen.code, seen.reason) == _expected(server.stack, code, reason), server.stack
+    if scenario in PROGRESS:
+        progress = [json.loads(m) for m in seen.received]
+        assert progress == [{"type": "progress", "n": n} for n in range(PROGRESS[scenario])]
+
+
+async def _job_then(uri: str, end: str) -> None:
+    """Start a job that pushes until stopped, read two progress messages, then ``end``:
+    cancel it, or leave."""
+    async with connect(uri + JOBS) as ws:
+        await ws.send('{"type": "job_slow"}')
+        for _ in range(2):
+            await ws.recv()
+        if end == "cancel":
+            await ws.send('{"type": "cancel"}')
+            await close_received(ws, 10)
+
+
+@pytest.mark.parametrize("end", ["cancel", "leave"])
+def test_a_job_is_stopped_when_the_client_cancels_or_leaves(server: Server, end: str) -> None:
+    async def scenario() -> dict[str, Any]:
+        before = len((await _stats(server.uri))["jobs"])
+        await _job_then(server.uri, end)
+        async with asyncio.timeout(10):
+            while len((await _stats(server.uri))["jobs"]) == before:
+                await asyncio.sleep(job_protocol.PUSH_INTERVAL)
+        await asyncio.sleep(0.2)  # a job that went on would push again meanwhile
+        (job,) = (await _stats(server.uri))["jobs"][before:]
+        return dict(job)
+
+    job = run(scenario())
+    # cancel: closing cancels the job at once. leave: the job is cancelled when the reader
+    # sees the client's close, or stops at its next send (Closed), whichever comes first.
+    assert (
+        job["ended"] == "cancelled" if end == "cancel" else job["ended"] in {"cancelled", "closed"}
+    )
+    assert job["sent"] <= 2 + 3, job  # what the client read, plus the few in flight
 
 
 def test_daphne_sends_the_policy_codes_of_a_private_code_profile(tmp_path: Path) -> None:
@@ -224,7 +308,7 @@ def test_a_departed_peer_stops_a_push_loop_within_one_send(server: Server) -> No
     after = run(_stats(server.uri))
     assert after["open"] == 0  # the app's Connections, as the app sees them
     # websocket.state.connections: every ASGI server that runs the lifespan (not daphne).
-    assert after["state"] is (server.stack not in {"websockets", *NO_LIFESPAN})
+    assert after["state"] is (server.stack not in {"websockets", "aiohttp", *NO_LIFESPAN})
     # Sent while the client read, plus at most the one in flight when it left and the one
     # that found it gone (on every server, hypercorn and granian included).
     assert push["sent"] <= push["received"] + 2, push

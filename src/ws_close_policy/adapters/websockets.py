@@ -4,8 +4,9 @@ Server::
 
     from websockets.asyncio.server import serve
     from ws_close_policy import Outcome, Policy
+    from ws_close_policy.adapters import Connections
     from ws_close_policy.adapters.websockets import (
-        Connections, authenticate, chain, admit, guard, serve_options,
+        admit, authenticate, chain, drain_on_signal, guard, serve_options,
     )
 
     policy = Policy()
@@ -19,114 +20,89 @@ Server::
     async with serve(handler, "127.0.0.1", 8765,
                      process_request=chain(authenticate(token_ok), admit(connections)),
                      **serve_options(policy)):
-        await connections.drain_on_signal()       # SIGTERM: every client sees 1012
+        await drain_on_signal(connections)        # SIGTERM: every client sees 1012
 
 The reconnecting client lives in :mod:`ws_close_policy.client`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
-from collections.abc import Awaitable, Callable, Sequence
+import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 try:
     from websockets.asyncio.client import ClientConnection
-    from websockets.asyncio.server import ServerConnection, broadcast
+    from websockets.asyncio.server import ServerConnection
     from websockets.datastructures import Headers
     from websockets.exceptions import ConnectionClosed
+    from websockets.frames import Close as Frame
     from websockets.http11 import Request, Response
-    from websockets.protocol import State as ProtocolState
 except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
     raise ImportError(
         "ws_close_policy.adapters.websockets needs websockets: "
         "pip install 'ws-close-policy[websockets]'"
     ) from exc
 
-from ..actions import Reject
-from ..arguments import function, instance, positive_int
-from ..policy import DEFAULT, Policy
-from ..session import Observer
-from .connection import (
-    Closed,
-    Connections,
-    PolicyConnection,
-    refusal_from,
-    server_max_size,
-)
+from .._actions import Reject
+from .._arguments import function, instance
+from ..policy import DEFAULT, Policy, server_max_size
+from ..session import Disconnect, Observer
+from ._connection import PolicyConnection
+from ._connections import Connections, refusal_from
 
 __all__ = [
-    "Closed",
-    "Connections",
-    "PolicyConnection",
+    "ProcessRequest",
     "admit",
     "authenticate",
     "chain",
+    "drain_on_signal",
     "guard",
     "serve_options",
-    "server_max_size",
     "to_response",
 ]
 
 
 class _WebsocketsTransport:
+    """A websockets connection; how it ended is read from ``ConnectionClosed``'s frames."""
+
     def __init__(self, connection: ServerConnection | ClientConnection) -> None:
         self.connection = connection
 
-    async def receive(self) -> str | bytes:
+    async def receive(self) -> str | bytes | Disconnect:
         try:
             return await self.connection.recv()
-        except ConnectionClosed:
-            raise self._closed() from None
+        except ConnectionClosed as closed:
+            return _disconnect(closed)
 
-    async def send(self, data: str | bytes, text: bool) -> None:
+    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
         try:
             await self.connection.send(data, text=text)
-        except ConnectionClosed:
-            raise self._closed() from None
-
-    async def close(self, code: int, reason: str, *, linger: bool = True) -> None:  # noqa: ARG002
-        # Idempotent; waits for the closing handshake (close_timeout), reading and dropping
-        # whatever the peer still sends until its close frame arrives. websockets has no
-        # way to skip that wait, and when its server goes away it does the same itself.
-        await self.connection.close(code, reason)
-
-    def peer_close(self) -> Closed | None:
-        protocol = self.connection.protocol
-        sent, received = protocol.close_sent, protocol.close_rcvd
-        if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
-            # This side closed first: the policy (the session knows) or websockets itself.
-            return Closed(int(sent.code), sent.reason, server=True)
-        if received is not None:
-            return Closed(int(received.code), received.reason)
-        if protocol.state is ProtocolState.CLOSED:
-            return Closed(frame=False)
+        except ConnectionClosed as closed:
+            return _disconnect(closed)
         return None
 
-    async def deliver(
-        self,
-        transports: Sequence[_WebsocketsTransport],
-        data: str | bytes,
-        text: bool,
-        *,
-        max_buffer: int,
-        slow_after: float,  # noqa: ARG002 - websockets says what it buffers
-    ) -> list[_WebsocketsTransport]:
-        # websockets' own broadcast: the frame is built once and written to each connection
-        # without awaiting any (it skips connections that are closing).
-        broadcast([t.connection for t in transports], data, text=text)
-        return [
-            t for t in transports if t.connection.transport.get_write_buffer_size() > max_buffer
-        ]
+    async def close(self, code: int, reason: str) -> None:
+        # It waits for the peer's close frame itself (close_timeout), dropping late messages.
+        await self.connection.close(code, reason)
 
     def remote(self) -> str | None:
         address = self.connection.remote_address
         return None if not address else f"{address[0]}:{address[1]}"
 
-    def _closed(self) -> Closed:
-        # websockets raises ConnectionClosed once its protocol is CLOSED, built from the
-        # protocol's close frames: peer_close reads the same ones.
-        return self.peer_close() or Closed(frame=False)
+    def write_buffer_size(self) -> int:
+        # websockets documents no accessor: its connection's asyncio transport says.
+        return int(self.connection.transport.get_write_buffer_size())
+
+
+def _disconnect(closed: ConnectionClosed) -> Disconnect:
+    return Disconnect.from_frames(_frame(closed.rcvd), _frame(closed.sent), closed.rcvd_then_sent)
+
+
+def _frame(frame: Frame | None) -> tuple[int, str] | None:
+    return None if frame is None else (int(frame.code), frame.reason)
 
 
 def guard(
@@ -138,9 +114,9 @@ def guard(
 ) -> PolicyConnection:
     """Wrap a ``websockets`` connection so the policy decides every message and close.
 
-    ``connections``: the app's :class:`Connections`, for its admission limit (the
-    connection past ``max_open`` is accepted and closed with 1013, a code browsers can
-    read), its drain and its fan-out. ``observer`` gets the ``CloseEvent``.
+    ``connections``: the app's :class:`~ws_close_policy.adapters.Connections`, for its
+    admission limit (the connection past ``max_open`` is accepted and closed with 1013, a
+    code browsers can read), its drain and its fan-out. ``observer`` gets the ``CloseEvent``.
     """
     if not isinstance(connection, ServerConnection | ClientConnection):
         raise TypeError(
@@ -156,46 +132,29 @@ def serve_options(policy: Policy = DEFAULT, **options: Any) -> dict[str, Any]:
     """Keyword arguments for ``websockets.asyncio.server.serve``: yours, merged with the
     policy's message limit.
 
-    ``max_size`` becomes :func:`server_max_size` (twice the policy's limit): a message over
-    the policy's limit but within that reaches the policy, which closes with the profile's
-    code and reason; a larger one is refused by websockets from its frame header, before
-    it is buffered, with websockets' own reason. Every other close keeps websockets' reason
-    (for instance "too many fragments").
+    ``max_size`` becomes ``policy.server_max_size(policy)`` (twice the policy's limit): a
+    message over the policy's limit but within that reaches the policy, which closes with
+    the profile's code and reason; a larger one is refused by websockets from its frame
+    header, before it is buffered, with websockets' own reason.
 
     Your own ``max_size`` (an int, ``None``, or a ``(message, fragment)`` pair) is merged:
-    the stricter limit wins. A message or fragment limit below the policy's limit is a
-    conflict (websockets would refuse single-frame messages the policy accepts), and raises
-    a ``ValueError`` that says so; a wrong type is a ``TypeError``. Every other option
-    passes through, ``origins=`` included (the ``Origin`` allow-list: other origins get
-    HTTP 403 before the upgrade).
+    the stricter limit wins; one below the policy's limit is a ``ValueError`` that says why,
+    a wrong type a ``TypeError``. Every other option passes through, ``origins=`` included
+    (the ``Origin`` allow-list: other origins get HTTP 403 before the upgrade).
     """
-    limit = server_max_size(policy)
     merged = dict(options)
-    if "max_size" not in options:
-        merged["max_size"] = limit
-        return merged
-    message, fragment = _max_size(options["max_size"])
-    for part, what in ((message, "message"), (fragment, "fragment")):
-        if part is not None and part < policy.inbound.max_bytes:
-            raise ValueError(
-                f"max_size: a {what} limit of {part} bytes is below the policy's inbound "
-                f"limit ({policy.inbound.max_bytes} bytes): websockets would refuse messages "
-                "the policy accepts, with its own reason; lower InboundPolicy.max_bytes instead"
-            )
-    stricter = limit if message is None else min(message, limit)
-    merged["max_size"] = stricter if fragment is None else (stricter, fragment)
-    return merged
-
-
-def _max_size(value: object) -> tuple[int | None, int | None]:
-    """websockets' ``max_size``: an int, ``None``, or a ``(message, fragment)`` pair."""
-    parts = value if isinstance(value, tuple) else (value, None)
+    given = options.get("max_size")
+    parts = given if isinstance(given, tuple) else (given, None)
     if len(parts) != 2:
         raise ValueError(
-            f"max_size must be an int, None or a (message, fragment) pair, got {value!r}"
+            f"max_size must be an int, None or a (message, fragment) pair, got {given!r}"
         )
-    message, fragment = (None if part is None else positive_int(part, "max_size") for part in parts)
-    return message, fragment
+    message = server_max_size(policy, parts[0])
+    if parts[1] is None:
+        merged["max_size"] = message
+    else:
+        merged["max_size"] = (message, server_max_size(policy, parts[1], what="fragment"))
+    return merged
 
 
 def to_response(reject: Reject) -> Response:
@@ -209,6 +168,7 @@ def to_response(reject: Reject) -> Response:
 
 
 Check = Callable[[Request], "bool | Reject | Awaitable[bool | Reject]"]
+#: The type of a ``process_request`` hook.
 ProcessRequest = Callable[[ServerConnection, Request], Awaitable[Response | None]]
 
 
@@ -223,10 +183,7 @@ def authenticate(check: Check, *, realm: str = "websocket") -> ProcessRequest:
     function(check, "check")
     unauthorized = Reject.unauthorized(realm=realm)
 
-    async def process_request(
-        connection: ServerConnection,  # noqa: ARG001 - the hook's signature
-        request: Request,
-    ) -> Response | None:
+    async def process_request(_: ServerConnection, request: Request) -> Response | None:
         refusal = await refusal_from(check, request, unauthorized)
         return None if refusal is None else to_response(refusal)
 
@@ -238,15 +195,10 @@ def admit(connections: Connections, *, retry_after: int | None = None) -> Proces
     ``connections`` is full or draining. Clients other than browsers read the status;
     browsers cannot, and ``guard`` alone closes the extra connection with 1013 instead."""
     instance(connections, Connections, "connections")
-    unavailable = Reject.unavailable(retry_after)
+    unavailable = to_response(Reject.unavailable(retry_after))
 
-    async def process_request(
-        connection: ServerConnection,  # noqa: ARG001 - the hook's signature
-        request: Request,  # noqa: ARG001
-    ) -> Response | None:
-        if connections.full or connections.draining:
-            return to_response(unavailable)
-        return None
+    async def process_request(_: ServerConnection, __: Request) -> Response | None:
+        return None if connections.admission() is None else unavailable
 
     return process_request
 
@@ -264,3 +216,31 @@ def chain(*hooks: ProcessRequest) -> ProcessRequest:
         return None
 
     return process_request
+
+
+async def drain_on_signal(connections: Connections, *signals: signal.Signals) -> int:
+    """Wait for SIGTERM or SIGINT (or ``signals``), then drain ``connections``; returns how
+    many it closed. A second signal closes the rest at once. For ``websockets.serve``,
+    whose app owns the event loop::
+
+        async with serve(handler, host, port):
+            await drain_on_signal(connections)
+    """
+    instance(connections, Connections, "connections")
+    loop = asyncio.get_running_loop()
+    drains: list[asyncio.Task[int]] = []
+    signalled = asyncio.Event()
+
+    def on_signal() -> None:
+        drains.append(connections.start_drain())  # the first drains, a second hurries
+        signalled.set()
+
+    wanted = signals or (signal.SIGTERM, signal.SIGINT)
+    for sig in wanted:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await signalled.wait()
+        return await drains[0]
+    finally:
+        for sig in wanted:
+            loop.remove_signal_handler(sig)

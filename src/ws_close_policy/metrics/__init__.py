@@ -26,23 +26,15 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..codes import CODE_CLASSES, LABELS, close_label, code_class
+from ..codes import LABELS, code_class
 from ..session import ClosedBy, CloseEvent
 
-__all__ = [
-    "CODE_CLASSES",
-    "LABELS",
-    "CloseCounter",
-    "Metrics",
-    "close_label",
-    "close_labels",
-    "code_class",
-]
+__all__ = ["CloseCounter", "Metrics", "close_labels"]
 
 
 def close_labels(event: CloseEvent) -> dict[str, str]:
     """The labels a close is counted by, each from a bounded set: ``label``
-    (:data:`LABELS`), ``code_class`` (:data:`CODE_CLASSES`), ``closed_by`` and
+    (``codes.LABELS``), ``code_class`` (``codes.CODE_CLASSES``), ``closed_by`` and
     ``violation`` (a :class:`~ws_close_policy.Violation` value, or ``"none"``)."""
     return {
         "label": event.label,
@@ -79,6 +71,7 @@ class CloseCounter:
 
     @property
     def total(self) -> int:
+        """How many closes were counted."""
         return self.counts.total()
 
     def snapshot(self) -> Mapping[str, int]:

@@ -58,9 +58,11 @@ class OpenTelemetryMetrics:
         )
 
     def opened(self) -> None:
+        """As ``Metrics.opened``."""
         self.open.add(1)
 
     def closed(self, event: CloseEvent) -> None:
+        """As ``Metrics.closed``."""
         self.open.add(-1)
         self.closes.add(1, close_labels(event))
         for direction, messages, size in (
@@ -71,5 +73,6 @@ class OpenTelemetryMetrics:
             self.bytes.add(size, {"direction": direction})
 
     def drained(self, seconds: float, connections: int) -> None:
+        """As ``Metrics.drained``."""
         self.drains.record(seconds)
         self.drained_connections.add(connections)

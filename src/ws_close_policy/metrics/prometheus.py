@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "pip install 'ws-close-policy[prometheus]'"
     ) from exc
 
-from ..arguments import instance, text
+from .._arguments import instance, text
 from ..session import CloseEvent
 from . import close_labels
 
@@ -87,9 +87,11 @@ class PrometheusMetrics:
         )
 
     def opened(self) -> None:
+        """As ``Metrics.opened``."""
         self.open.inc()
 
     def closed(self, event: CloseEvent) -> None:
+        """As ``Metrics.closed``."""
         self.open.dec()
         self.closes.labels(**close_labels(event)).inc()
         self.messages.labels("in").inc(event.messages_in)
@@ -98,5 +100,6 @@ class PrometheusMetrics:
         self.bytes.labels("out").inc(event.bytes_out)
 
     def drained(self, seconds: float, connections: int) -> None:
+        """As ``Metrics.drained``."""
         self.drains.observe(seconds)
         self.drained_connections.inc(connections)

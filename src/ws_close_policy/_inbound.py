@@ -23,14 +23,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .actions import Accept, Close
-from .arguments import instance
+from ._actions import Accept, Close, utf8_size
+from ._arguments import instance
+from ._enums import Violation
+from ._jsontext import has_lone_surrogate_escape, nests_deeper_than
 from .codecs import JsonCodec, MsgspecCodec
-from .enums import Violation
-from .jsontext import has_lone_surrogate_escape, nests_deeper_than
 from .policy import DEFAULT, InboundPolicy, Policy, Validator
-
-__all__ = ["decide_inbound"]
 
 
 class _Refused(Exception):
@@ -45,15 +43,15 @@ def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Clos
     """Accept a received message or close the connection; never raises for str or bytes.
 
     ``data`` is a text frame's ``str`` or a binary frame's ``bytes``; anything else is a
-    caller's mistake (``TypeError``).
+    caller's mistake (``TypeError``). ``Accept.size`` is the size this decision measured.
     """
     if type(policy) is not Policy:
         instance(policy, Policy, "policy")
     rules = policy.inbound
     try:
-        payload = _checked_payload(data, rules)
+        payload, size = _checked_payload(data, rules)
         if rules.decoder is None:  # the "raw" codec: no decoding
-            return Accept(payload, None)
+            return Accept(payload, None, size)
         message = _strictly_decoded(payload, rules)
         _check_depth(payload, rules.max_depth)
         kind = _message_type(message, rules)
@@ -63,29 +61,32 @@ def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Clos
             _check_validator(message, kind, rules.validators)
     except _Refused as refused:
         return policy.profile.close_for_violation(refused.violation, refused.detail)
-    return Accept(message, kind)
+    return Accept(message, kind, size)
 
 
-def _checked_payload(data: str | bytes, rules: InboundPolicy) -> str | bytes:
-    """The frame's payload, if its size, frame type and UTF-8 are acceptable.
+def _checked_payload(data: str | bytes, rules: InboundPolicy) -> tuple[str | bytes, int]:
+    """The frame's payload and its size in bytes, if its size, frame type and UTF-8 are
+    acceptable.
 
-    Size is decided before any decoding. Text must be valid UTF-8; binary frames are
-    refused unless the endpoint accepts them, and must be UTF-8 too unless the codec is
-    ``"raw"`` (which passes bytes through as they are).
+    Size is decided before any decoding, and text is never copied to be measured when its
+    length alone decides. Text must be valid UTF-8; binary frames are refused unless the
+    endpoint accepts them, and must be UTF-8 too unless the codec is ``"raw"`` (which passes
+    bytes through as they are).
     """
     if type(data) is str:
         # A character is at least one byte: a text longer than the limit is too big
         # without being encoded, and ASCII text is one byte a character.
         if len(data) > rules.max_bytes:
             raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
-        if not data.isascii():
-            if len(data.encode("utf-8", "surrogatepass")) > rules.max_bytes:
-                raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
-            try:
-                data.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate: only a direct caller sends one
+        try:
+            size = utf8_size(data, strict=True)
+        except UnicodeEncodeError:  # a lone surrogate: only a direct caller sends one
+            if utf8_size(data) <= rules.max_bytes:
                 raise _Refused(Violation.INVALID_UTF8) from None
-        return data
+            size = rules.max_bytes + 1
+        if size > rules.max_bytes:
+            raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
+        return data, size
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
     payload = bytes(data)
@@ -98,7 +99,7 @@ def _checked_payload(data: str | bytes, rules: InboundPolicy) -> str | bytes:
             payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Refused(Violation.INVALID_UTF8, _detail(exc)) from None
-    return payload
+    return payload, len(payload)
 
 
 _DUPLICATE_KEYS = JsonCodec(reject_duplicate_keys=True)

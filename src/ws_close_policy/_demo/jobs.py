@@ -12,16 +12,12 @@ default profile); ``refresh_token`` with a valid token continues, else 1008.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import InboundPolicy, OutboundPolicy, Outcome, Policy, Profile, ReconnectPolicy
-from ..adapters.connection import Closed, PolicyConnection
-
-logger = logging.getLogger("ws_close_policy.demo")
+from ..adapters import PolicyConnection
 
 VERSION = "1.0.0"
 PIPELINE = "csv_import"
@@ -84,11 +80,11 @@ def big_result_rows(limit: int) -> list[str]:
     return [row] * (limit // (len(row) + 3) + 1)
 
 
-async def run_job(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
-    """Produce the job's messages, then close with its outcome."""
+async def run_job(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> Outcome:
+    """The job: its progress, then its result; what it returns closes the connection."""
     kind = job_id.split("-", 1)[0]
     if kind == "slow":
-        while True:  # until cancelled, drained or the client leaves (send raises Closed)
+        while True:  # until cancelled, drained or the client leaves: run() cancels it
             await asyncio.sleep(settings.step_seconds)
             await conn.send(envelope("job_progress", job_id, {"progress": None}))
     for step in range(1, PROGRESS_STEPS + 1):
@@ -97,38 +93,21 @@ async def run_job(conn: PolicyConnection, job_id: str, settings: DemoSettings) -
         await conn.send(envelope("job_progress", job_id, progress))
     if kind == "fail":
         await conn.send(envelope("error", job_id, {"error": "Job failed"}))
-        await conn.close(Outcome.FAILED)
-        return
-    limit = conn.session.policy.outbound.max_bytes
+        return Outcome.FAILED
+    limit = conn.policy.outbound.max_bytes
     rows = big_result_rows(limit) if kind == "big" else ["row 1", "row 2"]
     await conn.send(envelope("job_complete", job_id, {"rows": rows}))  # 1009 if too big
-    await conn.close(Outcome.COMPLETED)
-
-
-async def _run_guarded(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
-    try:
-        await run_job(conn, job_id, settings)
-    except Closed:
-        return  # the connection is over: nothing more to send
-    except Exception:  # a bug in a job must still reach the client as 1011
-        logger.exception("job %s failed", job_id)
-        await conn.close(Outcome.FAILED)
+    return Outcome.COMPLETED
 
 
 async def handle(conn: PolicyConnection, job_id: str, settings: DemoSettings) -> None:
-    """One connection: run the job while answering the client's messages."""
+    """One connection: the job runs while the client's messages are answered."""
     await conn.send(envelope("job_started", job_id))
-    job = asyncio.create_task(_run_guarded(conn, job_id, settings))
-    try:
-        async for message in conn:
-            kind = message["type"]
-            if kind == "ping":
-                await conn.send(envelope("pong", job_id))
-            elif kind == "cancel":
-                await conn.close(Outcome.CANCELLED)
-            elif kind == "refresh_token" and message.get("token") != settings.token:
-                await conn.close(Outcome.POLICY_VIOLATION)
-    finally:
-        job.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job
+    async for message in conn.run(run_job(conn, job_id, settings)):
+        kind = message["type"]
+        if kind == "ping":
+            await conn.send(envelope("pong", job_id))
+        elif kind == "cancel":
+            await conn.close(Outcome.CANCELLED)  # 1001; the job is cancelled
+        elif kind == "refresh_token" and message.get("token") != settings.token:
+            await conn.close(Outcome.POLICY_VIOLATION)

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Close, Send, utf8_size
-from .arguments import instance
-from .enums import Violation
+from ._actions import Close, Send, utf8_size
+from ._arguments import instance
+from ._enums import Violation
 from .policy import DEFAULT, OutboundPolicy, Policy
-
-__all__ = ["decide_outbound"]
 
 
 class _Refused(Exception):
@@ -86,7 +84,7 @@ def _send(data: str | bytes, size: int, text: bool, large: bool, degraded: bool 
 
 def _measured(data: str | bytes) -> int:
     try:
-        return utf8_size(data)
+        return utf8_size(data, strict=True)
     except UnicodeEncodeError as exc:  # a str with a lone surrogate
         raise _Refused(Violation.INTERNAL, f"text is not valid UTF-8: {exc.reason}") from None
 

@@ -10,32 +10,11 @@ from __future__ import annotations
 import http
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from .arguments import boolean, integer, non_negative_int, text
-from .codes import (
-    MAX_REASON_BYTES,
-    CloseCode,
-    describe,
-    is_receivable,
-    is_sendable,
-    truncate_reason,
-)
-from .enums import Outcome, Violation
-
-__all__ = [
-    "MAX_CLOSE_PAYLOAD",
-    "Accept",
-    "Close",
-    "InvalidClose",
-    "Reject",
-    "Send",
-    "sendable_code",
-    "utf8_size",
-]
-
-#: A close frame's payload is at most 125 bytes: it is a control frame.
-MAX_CLOSE_PAYLOAD: Final = 2 + MAX_REASON_BYTES
+from ._arguments import boolean, integer, non_negative_int, text
+from ._enums import Outcome, Violation
+from .codes import CloseCode, describe, is_sendable, truncate_reason
 
 _SENDABLE_RANGES = "1000-1003, 1007-1014 or 3000-4999"
 
@@ -81,63 +60,19 @@ class Close:
         if self.detail is not None:
             text(self.detail, "detail")
 
-    def payload(self) -> bytes:
-        """The exact close-frame payload: the code as 2 bytes big-endian, then the reason."""
-        return self.code.to_bytes(2, "big") + self.reason.encode("utf-8")
 
-    @classmethod
-    def parse(cls, payload: bytes) -> Close | InvalidClose | None:
-        """Read a received close frame's payload, never raising.
-
-        Returns the ``Close`` it carries; ``None`` for an empty payload (a valid close with no
-        status code, which applications report as 1005); or ``InvalidClose`` saying why the
-        payload is invalid and which code to answer with.
-        """
-        size = len(payload)
-        if size == 0:
-            return None
-        if size == 1:
-            return InvalidClose("close payload of 1 byte", CloseCode.PROTOCOL_ERROR)
-        if size > MAX_CLOSE_PAYLOAD:
-            return InvalidClose(
-                f"close payload of {size} bytes, over {MAX_CLOSE_PAYLOAD}",
-                CloseCode.PROTOCOL_ERROR,
-            )
-        code = int.from_bytes(payload[:2], "big")
-        if not is_receivable(code):
-            return InvalidClose(
-                f"close code {describe(code)} may not be received", CloseCode.PROTOCOL_ERROR
-            )
-        try:
-            reason = payload[2:].decode("utf-8")
-        except UnicodeDecodeError:
-            return InvalidClose("close reason is not valid UTF-8", CloseCode.INVALID_DATA)
-        return cls(code, reason)
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidClose:
-    """A received close payload that breaks RFC 6455; answer with ``close``."""
-
-    why: str
-    code: CloseCode
-
-    @property
-    def close(self) -> Close:
-        """The close to send back: 1002, or 1007 for a reason that is not UTF-8."""
-        reason = "Invalid close frame" if self.code == CloseCode.PROTOCOL_ERROR else "Invalid UTF-8"
-        return Close(self.code, reason, detail=self.why)
-
-
-def utf8_size(data: str | bytes) -> int:
+def utf8_size(data: str | bytes, *, strict: bool = False) -> int:
     """The length of ``data`` on the wire, in bytes: ``str`` is measured as UTF-8.
 
-    ASCII text (what the stdlib JSON encoder writes) is one byte a character, so measuring it
-    costs nothing; other text is encoded once. Lone surrogates raise ``UnicodeEncodeError``.
+    The package's one size function. ASCII text (what the stdlib JSON encoder writes) is
+    one byte a character, so measuring it costs nothing; other text is encoded once. A lone
+    surrogate, which no valid UTF-8 holds, counts as the three bytes it would take; with
+    ``strict`` it raises ``UnicodeEncodeError`` instead, so that one pass measures the text
+    and checks it.
     """
     if isinstance(data, bytes) or data.isascii():
         return len(data)
-    return len(data.encode("utf-8"))
+    return len(data.encode("utf-8") if strict else data.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -185,7 +120,10 @@ class Send:
         if type(data) is str:
             if not text:
                 raise ValueError("text must be True for str data: a str is a text frame")
-            actual = len(data) if data.isascii() else _text_size(data)
+            try:
+                actual = utf8_size(data, strict=True)
+            except UnicodeEncodeError:
+                raise ValueError("data is not valid UTF-8 (it holds a lone surrogate)") from None
         elif type(data) is bytes:
             if text and not data.isascii():
                 _require_utf8(data)
@@ -204,13 +142,6 @@ class Send:
 _set_field = object.__setattr__
 
 
-def _text_size(data: str) -> int:
-    try:
-        return len(data.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ValueError("data is not valid UTF-8 (it holds a lone surrogate)") from None
-
-
 def _require_utf8(data: bytes) -> None:
     try:
         data.decode("utf-8")
@@ -220,24 +151,29 @@ def _require_utf8(data: bytes) -> None:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Accept:
-    """A validated inbound message and its type.
+    """A validated inbound message, its type and its size.
 
     ``type`` is the message's non-empty type string, or ``None`` when the inbound codec is
-    ``"raw"`` (no decoding; ``message`` is then the received ``str`` or ``bytes``).
+    ``"raw"`` (no decoding; ``message`` is then the received ``str`` or ``bytes``). ``size``
+    is the message's length on the wire in bytes, as the decision measured it.
     """
 
     message: Any
     type: str | None
+    size: int
 
-    # Written by hand, as Send's __init__ is: the check first, then the fields.
-    def __init__(self, message: Any, type: str | None) -> None:
+    # Written by hand, as Send's __init__ is: the checks first, then the fields.
+    def __init__(self, message: Any, type: str | None, size: int) -> None:
         if type is not None and (type.__class__ is not str or not type):
             if not isinstance(type, str):
                 raise TypeError(f"type must be a str or None, not {type.__class__.__name__}")
             if not type:
                 raise ValueError("type must not be empty")
+        if size.__class__ is not int or size < 0:
+            non_negative_int(size, "size")
         _set_field(self, "message", message)
         _set_field(self, "type", type)
+        _set_field(self, "size", size)
 
 
 def _standard_error_status(status: object) -> http.HTTPStatus:

@@ -4,8 +4,9 @@
   connection, a server's shutdown;
 - WARNING: a policy violation (what was received or sent broke the policy), with the
   violation and the operator-only ``detail``;
-- ERROR: 1011 because the handler raised (with the exception and its traceback) or a
-  message could not be serialised.
+- ERROR: 1011 because the handler raised or a message could not be serialised. The
+  handler's exception then propagates to the server, which logs it with its traceback: the
+  close's line names it in ``detail`` and does not repeat the traceback.
 
 No message content is logged: ``detail`` is the library's own description of what was
 wrong (a decoder's error text, a size), cut to 200 characters and written with ``repr`` so
@@ -19,10 +20,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..enums import Outcome, Violation
+from .._enums import Outcome, Violation
 from ..session import CloseEvent
-
-__all__ = ["FIELDS", "close_fields", "log_close", "logger"]
 
 logger = logging.getLogger("ws_close_policy")
 
@@ -34,6 +33,7 @@ FIELDS = (
     "ws_label",
     "ws_reason",
     "ws_closed_by",  # local, peer, server or transport
+    "ws_inferred",  # whether closed_by was read from a code the server reported
     "ws_violation",  # a Violation value, or None
     "ws_outcome",  # an Outcome value, or None
     "ws_detail",  # the operator-only detail, or None
@@ -54,6 +54,7 @@ def close_fields(event: CloseEvent, connection: str, peer: str | None) -> dict[s
         "ws_label": event.label,
         "ws_reason": _printable(event.reason),
         "ws_closed_by": event.closed_by,
+        "ws_inferred": event.inferred,
         "ws_violation": None if event.violation is None else str(event.violation),
         "ws_outcome": None if event.outcome is None else str(event.outcome),
         "ws_detail": event.detail,
@@ -81,13 +82,8 @@ def _level_of(event: CloseEvent) -> int:
     return logging.INFO
 
 
-def log_close(
-    event: CloseEvent,
-    connection: str,
-    peer: str | None,
-    failure: BaseException | None = None,
-) -> None:
-    """Log ``event`` once; ``failure`` is the handler's exception behind a 1011."""
+def log_close(event: CloseEvent, connection: str, peer: str | None) -> None:
+    """Log ``event``, once per connection."""
     level = _level_of(event)
     if not logger.isEnabledFor(level):
         return
@@ -107,6 +103,5 @@ def log_close(
         event.duration or 0.0,
         event.messages_in,
         event.messages_out,
-        exc_info=failure if level == logging.ERROR else None,
         extra=close_fields(event, connection, peer),
     )

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from .. import Outcome, Reject
-from ..adapters.connection import Connections, server_max_size
+from ..adapters import Connections
+from ..policy import server_max_size
 from .jobs import DemoSettings, handle
 from .page import PAGE_PATHS, page_response
 
@@ -109,8 +110,12 @@ def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
     for_browsers = settings.refusal == "close"  # accept, then close 1008: a browser reads it
     policy = settings.policy(summary=False)
 
-    @adapter.authenticated(token_ok, realm="jobs", policy=policy, for_browsers=for_browsers)
+    authenticate = adapter.authenticate(
+        token_ok, realm="jobs", policy=policy, for_browsers=for_browsers
+    )
+
     async def jobs(websocket: WebSocket) -> None:
+        await authenticate(websocket)  # HTTP 401, or with for_browsers a close 1008
         job_id = websocket.path_params["job_id"]
         policy = settings.policy(summary=websocket.query_params.get("summary") == "1")
         async with adapter.guard(websocket, policy, connections=connections) as conn:
@@ -207,6 +212,8 @@ async def serve_until_signalled(
     SIGUSR1 prints one JSON line of statistics (open tasks and guarded connections) to
     stdout, for the load test's leak checks.
     """
+    from ..adapters.websockets import drain_on_signal
+
     loop = asyncio.get_running_loop()
     async with running(adapter, settings, host, port) as served:
         loop.add_signal_handler(signal.SIGUSR1, _print_stats, served.connections)
@@ -215,7 +222,7 @@ async def serve_until_signalled(
                 result = ready(served.uri)
                 if result is not None:
                     await result
-            closed = await served.connections.drain_on_signal()
+            closed = await drain_on_signal(served.connections)
             logger.info("drained %d connection(s) with 1012", closed)
         finally:
             loop.remove_signal_handler(signal.SIGUSR1)
