@@ -3,6 +3,7 @@ and the one classifier of how a connection ended (Disconnect)."""
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -132,6 +133,23 @@ def test_counts_bytes_each_way() -> None:
     assert session.bytes_in == len('{"type": "é"}'.encode())
     assert session.bytes_out == sent.size
     assert (session.messages_in, session.messages_out) == (1, 1)
+
+
+def test_a_huge_non_ascii_message_is_refused_without_being_copied() -> None:
+    # 32 Mi characters of two bytes each: encoding it once would allocate 64 MiB. The
+    # length alone decides, so the refusal allocates nothing of its size (the time it
+    # takes is measured in benchmarks/inbound.py, not here).
+    huge = "é" * (32 * 1024 * 1024)
+    session, _, _ = _session()
+    tracemalloc.start()
+    try:
+        refused = session.receive(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(refused, Close) and refused.code == 1009
+    assert peak < 64 * 1024, peak
+    assert session.bytes_in == len(huge)  # characters: a lower bound, never encoded to count
 
 
 def test_outbound_too_big_closes_via_session() -> None:

@@ -174,7 +174,11 @@ DEFAULT: Final = Policy()
 
 
 def server_max_size(
-    policy: Policy = DEFAULT, yours: int | None = None, *, what: str = "message"
+    policy: Policy = DEFAULT,
+    yours: int | None = None,
+    *,
+    what: str = "message",
+    name: str = "max_size",
 ) -> int:
     """The message limit to give the server: twice ``InboundPolicy.max_bytes``, or ``yours``
     (your own setting for the server; ``None``: none) when that is stricter.
@@ -183,15 +187,16 @@ def server_max_size(
     with its own code and reason (1009 "Message too large" under the default profile, no
     byte counts); a larger one is refused by the server itself, from its frame header,
     before it is buffered, with the server's own reason. A limit of yours below the policy's
-    own (``what`` names it: a message or a fragment limit) is a ``ValueError``: the server
-    would refuse messages the policy accepts, in its own words.
+    own is a ``ValueError`` naming ``name`` (your server's argument) and ``what`` (a message
+    or a fragment limit): the server would refuse messages the policy accepts, in its own
+    words.
     """
     limit = 2 * instance(policy, Policy, "policy").inbound.max_bytes
     if yours is None:
         return limit
-    if positive_int(yours, "max_size") < policy.inbound.max_bytes:
+    if positive_int(yours, name) < policy.inbound.max_bytes:
         raise ValueError(
-            f"max_size: a {what} limit of {yours} bytes is below the policy's inbound limit "
+            f"{name}: a {what} limit of {yours} bytes is below the policy's inbound limit "
             f"({policy.inbound.max_bytes} bytes): the server would refuse messages the policy "
             "accepts, with its own reason; lower InboundPolicy.max_bytes instead"
         )

@@ -95,7 +95,8 @@ def guard(
 def websocket(policy: Policy = DEFAULT, **options: Any) -> web.WebSocketResponse:
     """A ``WebSocketResponse``: your ``options``, ``max_msg_size`` merged by
     ``policy.server_max_size`` (aiohttp's ``0`` is none), ``timeout`` ``CLOSE_TIMEOUT``."""
-    options["max_msg_size"] = server_max_size(policy, options.get("max_msg_size") or None)
+    yours = options.get("max_msg_size") or None
+    options["max_msg_size"] = server_max_size(policy, yours, name="max_msg_size")
     options.setdefault("timeout", CLOSE_TIMEOUT)
     return web.WebSocketResponse(**options)
 
