@@ -52,14 +52,32 @@ are the package's internals. How the pieces fit: [architecture.md](architecture.
 """
 
 
+def _markdown(text: str) -> str:
+    """reST roles and literals made Markdown."""
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
 def _text(doc: str | None) -> str:
     """The first paragraph of a docstring, on one line, reST roles made Markdown."""
     if not doc:
         return ""
     first = inspect.cleandoc(doc).split("\n\n")[0]
     first = " ".join(line.strip() for line in first.splitlines())
-    first = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"`\1`", first)
-    return first.replace("``", "`").rstrip(":")
+    return _markdown(first).rstrip(":")
+
+
+def _fields(module: ModuleType) -> list[str]:
+    """The rest of the docstring of each class that lists its fields (``- `` bullets), as
+    written: a record the app reads, such as ``CloseEvent``, is documented field by field."""
+    parts = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        doc = inspect.cleandoc(obj.__doc__ or "") if inspect.isclass(obj) else ""
+        rest = doc.split("\n\n")[1:]
+        if any(paragraph.startswith("- ") for paragraph in rest):
+            parts += [f"### `{name}`", "", _markdown("\n\n".join(rest)), ""]
+    return parts
 
 
 def _default(value: Any, names: dict[int, str]) -> str:
@@ -220,6 +238,7 @@ def api_doc() -> str:
     for module in modules:
         parts += [f"## `{module.__name__}`", "", _text(module.__doc__), ""]
         parts += ["| name | what it is |", "|---|---|", *_rows(module, names), ""]
+        parts += _fields(module)
     return "\n".join(parts)
 
 

@@ -126,7 +126,7 @@ class CloseEvent:
       ``codes.close_label(code)``, a bounded metric label.
     - ``closed_by``: who closed first, one of :data:`ClosedBy`.
     - ``inferred``: true when the server reported only a code and ``closed_by`` was read
-      from it (every ASGI server, and aiohttp for a peer's close); some servers hide the
+      from it (every ASGI server; websockets and aiohttp report the frames); some hide the
       truth there, e.g. hypercorn reports every client close as 1006 (docs/adapters.md).
     - ``violation``, ``outcome``, ``detail``: why, when we closed (``detail`` is for
       operators, never sent), and, where the code says it, when the server did (1009 is
@@ -135,9 +135,8 @@ class CloseEvent:
     - ``messages_in`` and ``bytes_in``: messages received and their bytes, as the decision
       measured them (a refused text message counts its length in characters, a lower bound
       for non-ASCII text, so that it is never copied to be counted); ``messages_out`` and
-      ``bytes_out``:
-      what the policy let through to the transport, including a last send the transport
-      could not deliver because the peer had left.
+      ``bytes_out``: what the policy let through to the transport, including a last send
+      the transport could not deliver because the peer had left.
     """
 
     code: int
