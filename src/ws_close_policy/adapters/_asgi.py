@@ -72,7 +72,6 @@ def _chain_signal_handlers(connections: Connections) -> Callable[[], None]:
         drain = connections.start_drain()  # the first drains, a second hurries
         if drain not in chained:  # then the server's own handler, once
             chained.add(drain)
-            logger.info("signal %d: draining %d websocket(s)", signum, len(connections))
             drain.add_done_callback(lambda _: _call(previous[signum], signum, frame))
 
     def handler(signum: int, frame: FrameType | None) -> None:

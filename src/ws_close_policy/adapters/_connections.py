@@ -126,6 +126,7 @@ class Connections:
         self._waiting.add(hurry)
         targets = list(self._open)
         started = time.monotonic()
+        logger.info("draining %d websocket(s) within %.1f s", len(targets), spread)
 
         async def close_later(connection: PolicyConnection, delay: float) -> bool:
             with contextlib.suppress(TimeoutError):
