@@ -209,7 +209,7 @@ TRANSPORT = {"receive", "send", "close", "remote"}
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
 def test_each_transport_is_the_small_contract(adapter: str) -> None:
-    # receive, send, close and remote, plus an optional write_buffer_size; nothing a
+    # receive, send, close and remote, plus optional write_buffer_size and send_now; nothing a
     # third adapter would have to copy (fan-out, who closed) is the transport's.
     classes = [
         node
@@ -223,7 +223,7 @@ def test_each_transport_is_the_small_contract(adapter: str) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and not node.name.startswith("_")
     }
-    assert TRANSPORT <= methods <= TRANSPORT | {"write_buffer_size"}, methods
+    assert TRANSPORT <= methods <= TRANSPORT | {"write_buffer_size", "send_now"}, methods
     assert set(Transport.__annotations__) <= set()  # a Protocol of methods only
     assert {n for n in vars(Transport) if not n.startswith("_")} == TRANSPORT
 

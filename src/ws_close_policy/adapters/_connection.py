@@ -76,9 +76,11 @@ class Closed(Exception):
 class Transport(Protocol):
     """What an adapter implements for one connection: translation, no decision.
 
-    One task at a time calls ``receive``. An adapter whose server can say how many bytes
-    wait to be written may also offer ``write_buffer_size() -> int``; ``broadcast`` then
-    finds a slow reader before sending to it, not only by a send that takes too long.
+    One task at a time calls ``receive``. Two optional methods make ``broadcast`` cheaper
+    where the server allows: ``write_buffer_size() -> int``, the bytes waiting to be
+    written, so that a slow reader is found before sending to it; and ``send_now(data,
+    text) -> None``, which queues a message without waiting (skipping a connection that is
+    closing), so that a broadcast needs no task per connection.
     """
 
     async def receive(self) -> str | bytes | Disconnect:
@@ -242,6 +244,17 @@ class PolicyConnection:
         if result is not None:
             await self._close_with(result)
         raise await self._closed()
+
+    def _forward_now(self, send: Send) -> bool | None:
+        """``forward`` without waiting, for a broadcast, where the transport can queue a
+        message (``send_now``): whether it was queued; ``None`` when the transport cannot."""
+        send_now = getattr(self._transport, "send_now", None)
+        if send_now is None:
+            return None
+        if self._session.forward(send) is None:  # closing: nothing may be sent
+            return False
+        send_now(send.data, send.text)
+        return True
 
     def run(self, producer: Coroutine[Any, Any, Outcome | int | None]) -> PolicyConnection:
         """Run ``producer`` (a job pushing messages) in a task of its own while this task

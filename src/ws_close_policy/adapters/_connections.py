@@ -171,16 +171,21 @@ class Connections:
         if isinstance(decided, Close):
             await asyncio.gather(*(c.forward(decided) for c in targets), return_exceptions=True)
             return 0
-        slow = [c for c in targets if _buffered(c) > self.max_buffer]
-        sends = {asyncio.ensure_future(c.forward(decided)): c for c in targets if c not in slow}
+        slow, later, sent = [], [], 0
+        for connection in targets:
+            if _buffered(connection) > self.max_buffer:
+                slow.append(connection)
+            elif (queued := connection._forward_now(decided)) is None:
+                later.append(connection)  # its transport has no send_now: a task each
+            else:
+                sent += queued
+        sends = {asyncio.ensure_future(c.forward(decided)): c for c in later}
         if sends:
             done, pending = await asyncio.wait(sends, timeout=self.slow_after)
             for task in pending:
                 task.cancel()
                 slow.append(sends[task])
-            sent = sum(not task.cancelled() and task.exception() is None for task in done)
-        else:
-            sent = 0
+            sent += sum(not task.cancelled() and task.exception() is None for task in done)
         for connection in slow:
             logger.warning(
                 "websocket %s: too slow for a broadcast, closing",

@@ -35,7 +35,7 @@ from typing import Any
 
 try:
     from websockets.asyncio.client import ClientConnection
-    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import ServerConnection, broadcast
     from websockets.datastructures import Headers
     from websockets.exceptions import ConnectionClosed
     from websockets.frames import Close as Frame
@@ -95,6 +95,9 @@ class _WebsocketsTransport:
     def write_buffer_size(self) -> int:
         # websockets documents no accessor: its connection's asyncio transport says.
         return int(self.connection.transport.get_write_buffer_size())
+
+    def send_now(self, data: str | bytes, text: bool) -> None:
+        broadcast((self.connection,), data, text=text)  # skips it once it is closing
 
 
 def _disconnect(closed: ConnectionClosed) -> Disconnect:
