@@ -189,3 +189,17 @@ def test_demo_serve_keeps_the_page_up_after_the_script(tmp_path: Path) -> None:
         assert "16 passed, 0 failed" in server.output()
         assert f"the page: http://127.0.0.1:{port}/" in server.output()
         assert server.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("adapter", ["websockets", "starlette"])
+def test_serve_demo_exits_0_on_a_sigterm_as_soon_as_it_listens(
+    adapter: str, tmp_path: Path
+) -> None:
+    # Its signal handlers are in place before its socket listens: a deploy that signals it
+    # the moment it accepts gets a clean exit, not a process killed by SIGTERM (-15).
+    for attempt in range(3):
+        port = free_port()
+        argv = [sys.executable, "-m", "ws_close_policy", "serve-demo", "--adapter", adapter,
+                "--port", str(port)]  # fmt: skip
+        with started(f"serve-demo-{attempt}", argv, port, tmp_path) as server:
+            assert server.stop(signal.SIGTERM) == 0, server.output()

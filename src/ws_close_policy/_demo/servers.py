@@ -185,12 +185,17 @@ class Served:
 
 @asynccontextmanager
 async def running(
-    adapter: Adapter, settings: DemoSettings, host: str = "127.0.0.1", port: int = 0
+    adapter: Adapter,
+    settings: DemoSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    connections: Connections | None = None,
 ) -> AsyncIterator[Served]:
-    """Serve the reference app until the block ends."""
+    """Serve the reference app until the block ends (with ``connections``, or its own)."""
+    if connections is None:
+        connections = _connections(settings)
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
-    connections = Connections(max_open=settings.max_connections, drain_window=DRAIN_WINDOW)
     runner = _websockets_server if adapter == "websockets" else _starlette_server
     try:
         async with runner(sock, settings, connections):
@@ -215,17 +220,27 @@ async def serve_until_signalled(
     from ..adapters.websockets import drain_on_signal
 
     loop = asyncio.get_running_loop()
-    async with running(adapter, settings, host, port) as served:
-        loop.add_signal_handler(signal.SIGUSR1, _print_stats, served.connections)
-        try:
+    connections = _connections(settings)
+    # The signal handlers go in before the socket listens: a SIGTERM as soon as the port
+    # accepts drains (nothing, then) and exits 0, instead of killing the process.
+    drained = asyncio.ensure_future(drain_on_signal(connections))
+    await asyncio.sleep(0)  # drain_on_signal installs its handlers as it starts
+    loop.add_signal_handler(signal.SIGUSR1, _print_stats, connections)
+    try:
+        async with running(adapter, settings, host, port, connections) as served:
             if ready is not None:
                 result = ready(served.uri)
                 if result is not None:
                     await result
-            closed = await drain_on_signal(served.connections)
+            closed = await drained
             logger.info("drained %d connection(s) with 1012", closed)
-        finally:
-            loop.remove_signal_handler(signal.SIGUSR1)
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        drained.cancel()
+
+
+def _connections(settings: DemoSettings) -> Connections:
+    return Connections(max_open=settings.max_connections, drain_window=DRAIN_WINDOW)
 
 
 def _print_stats(connections: Connections) -> None:
