@@ -17,14 +17,16 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import random
 import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +158,50 @@ def _sockets(pid: int) -> int:
     return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
 
 
-def _stats(proc: subprocess.Popen[str]) -> dict[str, int]:
-    assert proc.stdout is not None
-    proc.send_signal(signal.SIGUSR1)
-    return dict(json.loads(proc.stdout.readline()))
+class ServerOutput:
+    """The server's stdout, read by a thread: each wait is bounded, so that a server that
+    says something unexpected, or nothing, fails the run with what it said instead of
+    hanging it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stdout: Iterable[str]) -> None:
+        for line in stdout:
+            self.lines.put(line)
+
+    def next_line(self, starting: str, timeout: float = 15.0) -> str:
+        """The next line that starts with ``starting`` (others are kept for the error)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if line.startswith(starting):
+                return line
+        raise RuntimeError(f"no line starting {starting!r} within {timeout} s: {self.seen[-5:]}")
+
+
+def _stats(proc: subprocess.Popen[str], output: ServerOutput) -> dict[str, int]:
+    proc.send_signal(signal.SIGUSR1)  # serve-demo prints one JSON line of statistics
+    return dict(json.loads(output.next_line("{")))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError("the server did not exit within 30 s of SIGTERM") from None
 
 
 async def run_load(uri: str, clients: int) -> tuple[list[Outcome], int]:
@@ -220,29 +262,38 @@ def main() -> int:
         command = [sys.executable, "-m", "ws_close_policy", "serve-demo", "--port", "0"]
         command += ["--adapter", adapter, "--max-connections", str(args.clients * 2)]
         command += ["--job-seconds", "15"]  # long enough for every client to connect first
-        with subprocess.Popen(
+        proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             preexec_fn=_raise_fd_limit,
-        ) as proc:
-            assert proc.stdout is not None
-            uri = proc.stdout.readline().split()[1].split("/jobs")[0]
+        )
+        try:
+            output = ServerOutput(proc)
+            uri = output.next_line("serving ").split()[1].split("/jobs")[0]
             # Warm up with the same load twice first: one-time allocations (imports, caches,
             # the allocator's arenas) are not leaks. Measured here, RSS settles after two
             # rounds and then moves by a few percent either way; "before" is taken then.
             for _ in range(2):
                 asyncio.run(run_load(uri, args.clients))
             time.sleep(1.0)
-            before = {**_stats(proc), "rss_kib": _rss_kib(proc.pid), "sockets": _sockets(proc.pid)}
+            before = {
+                **_stats(proc, output),
+                "rss_kib": _rss_kib(proc.pid),
+                "sockets": _sockets(proc.pid),
+            }
             start = time.monotonic()
             results, peak = asyncio.run(run_load(uri, args.clients))
             elapsed = time.monotonic() - start
             time.sleep(1.0)
-            after = {**_stats(proc), "rss_kib": _rss_kib(proc.pid), "sockets": _sockets(proc.pid)}
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            after = {
+                **_stats(proc, output),
+                "rss_kib": _rss_kib(proc.pid),
+                "sockets": _sockets(proc.pid),
+            }
+        finally:
+            _stop(proc)
         print(f"(run took {elapsed:.1f} s; peak {peak} connections open at once)")
         failed += report(adapter, results, before, after)
     print(f"\nchecks failed: {failed}")

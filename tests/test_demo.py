@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Origin
 
 from tests.adapters.stacks import free_port, started
-from tests.wire import run
+from tests.wire import exchange, run
 from ws_close_policy import Profile, ReconnectPolicy
 from ws_close_policy._demo.client import observe
 from ws_close_policy._demo.jobs import DemoSettings
@@ -203,3 +204,25 @@ def test_serve_demo_exits_0_on_a_sigterm_as_soon_as_it_listens(
                 "--port", str(port)]  # fmt: skip
         with started(f"serve-demo-{attempt}", argv, port, tmp_path) as server:
             assert server.stop(signal.SIGTERM) == 0, server.output()
+
+
+@pytest.mark.parametrize("adapter", ["websockets", "starlette"])
+@pytest.mark.parametrize(
+    ("refusal", "refused"), [("http", 403), ("close", (1008, "Origin not allowed"))]
+)
+def test_serve_demo_takes_an_origin_allow_list(
+    adapter: str, refusal: str, refused: object, tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "ws_close_policy", "serve-demo", "--adapter", adapter,
+            "--port", str(port), "--refusal", refusal, "--origin", "https://app.example",
+            "--origin", "none"]  # fmt: skip
+    job = f"ws://127.0.0.1:{port}/jobs/ok-1?token=demo-token"
+    with started("serve-demo", argv, port, tmp_path) as server:
+        other = run(exchange(job, origin=Origin("https://evil.example"), wait=10))
+        allowed = run(exchange(job, origin=Origin("https://app.example"), wait=10))
+        without = run(exchange(job, wait=10))
+        assert server.stop(signal.SIGTERM) == 0
+    assert (other.status if refusal == "http" else (other.code, other.reason)) == refused
+    assert (allowed.code, allowed.reason) == (1000, "Completed")
+    assert (without.code, without.reason) == (1000, "Completed")

@@ -76,8 +76,11 @@ def _checked_payload(data: str | bytes, rules: InboundPolicy) -> tuple[str | byt
     if type(data) is str:
         # A character is at least one byte: a text longer than the limit is too big
         # without being encoded, and ASCII text is one byte a character.
-        if len(data) > rules.max_bytes:
+        size = len(data)
+        if size > rules.max_bytes:
             raise _Refused(Violation.TOO_BIG, _over(rules.max_bytes))
+        if data.isascii():
+            return data, size
         try:
             size = utf8_size(data, strict=True)
         except UnicodeEncodeError:  # a lone surrogate: only a direct caller sends one

@@ -118,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("LOW", "HIGH"),
         help="the reconnect window after 1012 that clients are told (default: 5 30)",
     )
+    serve.add_argument(
+        "--origin",
+        action="append",
+        metavar="ORIGIN",
+        help="an allowed Origin header value, e.g. http://127.0.0.1:8765 (repeatable; 'none' "
+        "allows clients that send none); refused as --refusal says (HTTP 403, or close 1008). "
+        "Default: any Origin",
+    )
     _add_profile(serve)
 
     probe = commands.add_parser(
@@ -232,6 +240,9 @@ def _serve_demo(args: argparse.Namespace) -> int:
         step_seconds=args.job_seconds / PROGRESS_STEPS,
         refusal=args.refusal,
         restart_delay=(low, high),
+        origins=None
+        if args.origin is None
+        else tuple(None if o == "none" else o for o in args.origin),
     )
 
     def ready(uri: str) -> None:

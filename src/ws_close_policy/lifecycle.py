@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from ._actions import Close, Reject
 from ._arguments import function, instance, non_negative_int, positive_number, text
@@ -75,6 +76,11 @@ class Origins:
     """
 
     __slots__ = ("allowed",)
+
+    #: The close reason for a refused ``Origin`` where the refusal must be a close (a
+    #: browser cannot read a refused handshake's status): the profile's 1008 reason is
+    #: about credentials.
+    reason: ClassVar[str] = "Origin not allowed"
 
     def __init__(self, origins: Iterable[Origin]) -> None:
         self.allowed: tuple[Origin, ...] = tuple(origins)

@@ -23,6 +23,7 @@ from tests.wire import exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Outcome, Policy, Reject
 from ws_close_policy.adapters import Closed, Connections
 from ws_close_policy.adapters import websockets as adapter
+from ws_close_policy.lifecycle import Origins
 from ws_close_policy.metrics import CloseCounter
 
 OUTBOUND_LIMIT = job_protocol.OUTBOUND_LIMIT
@@ -311,6 +312,25 @@ def test_origins_are_checked_before_the_upgrade() -> None:
     assert allowed.code == 1000
     assert other.status == 403
     assert none.code == 1000
+
+
+def test_a_browser_refused_by_origin_in_the_handler_reads_why() -> None:
+    # docs/adapters.md: websockets checks Origin before the upgrade (HTTP 403, which a
+    # browser cannot read); for browsers the handler closes with Origins.reason instead.
+    allowed = Origins(["https://app.example"])
+
+    async def handler(ws: ServerConnection) -> None:
+        async with adapter.guard(ws, job_policy()) as conn:
+            assert ws.request is not None
+            if allowed.refusal(ws.request.headers.get("Origin")):
+                await conn.close(Outcome.POLICY_VIOLATION, Origins.reason)
+
+    async def scenario() -> Any:
+        async with server(handler, job_policy()) as uri:
+            return await exchange(uri, origin="https://evil.example")
+
+    seen = run(scenario())
+    assert (seen.code, seen.reason) == (1008, "Origin not allowed")
 
 
 def test_logging_one_info_line_per_close_and_large_warning(

@@ -33,6 +33,9 @@ class DemoSettings:
     ``refusal``: how a bad token is refused, ``"http"`` (HTTP 401 before the upgrade; a
     browser sees only 1006) or ``"close"`` (accept, then close 1008, which a browser reads).
     ``restart_delay``: the reconnect window after 1012 that the page is told (5-30 s).
+    ``origins``: the ``Origin`` values allowed (``None``: any; a list as for
+    ``lifecycle.Origins``), refused the way ``refusal`` says (HTTP 403, or 1008 "Origin not
+    allowed").
     """
 
     token: str = "demo-token"
@@ -41,6 +44,7 @@ class DemoSettings:
     step_seconds: float = STEP_SECONDS
     refusal: Literal["http", "close"] = "http"
     restart_delay: tuple[float, float] = (5.0, 30.0)
+    origins: tuple[str | None, ...] | None = None
 
     def reconnect(self) -> ReconnectPolicy:
         """The reconnect policy the page follows."""

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import Outcome, Reject
 from ..adapters import Connections
+from ..lifecycle import Origins
 from ..policy import server_max_size
 from .jobs import DemoSettings, handle
 from .page import PAGE_PATHS, page_response
@@ -81,12 +82,19 @@ async def _websockets_server(
         assert job_id is not None  # jobs_only() let it through
         policy = settings.policy(summary=query.get("summary") == "1")
         async with adapter.guard(ws, policy, connections=connections) as conn:
+            if allowed is not None and allowed.refusal(ws.request.headers.get("Origin")):
+                await conn.close(Outcome.POLICY_VIOLATION, Origins.reason)  # "close"
+                return
             if not token_ok(ws.request):  # refusal="close": a browser reads 1008
                 await conn.close(Outcome.POLICY_VIOLATION)
                 return
             await handle(conn, job_id, settings)
 
+    allowed = None if settings.origins is None else Origins(settings.origins)
     options = adapter.serve_options(settings.policy(summary=False))
+    if allowed is not None and settings.refusal == "http":
+        options["origins"] = list(allowed.allowed)  # websockets' own check: HTTP 403
+        allowed = None
     hooks: list[adapter.ProcessRequest] = [page, jobs_only]
     if settings.refusal == "http":
         hooks.append(adapter.authenticate(token_ok, realm="jobs"))
@@ -113,8 +121,15 @@ def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
     authenticate = adapter.authenticate(
         token_ok, realm="jobs", policy=policy, for_browsers=for_browsers
     )
+    check_origin = (
+        None
+        if settings.origins is None
+        else adapter.check_origin(settings.origins, policy=policy, for_browsers=for_browsers)
+    )
 
     async def jobs(websocket: WebSocket) -> None:
+        if check_origin is not None:
+            await check_origin(websocket)  # HTTP 403, or with for_browsers a close 1008
         await authenticate(websocket)  # HTTP 401, or with for_browsers a close 1008
         job_id = websocket.path_params["job_id"]
         policy = settings.policy(summary=websocket.query_params.get("summary") == "1")

@@ -241,5 +241,4 @@ def check_origin(
         refusal = allowed.refusal(websocket.headers.get("origin"))
         return None if refusal is None else (refusal, None)
 
-    # The fallback's reason says what was refused: the profile's 1008 reason is about tokens.
-    return _dependency(decide, policy, fallback, for_browsers, "Origin not allowed")
+    return _dependency(decide, policy, fallback, for_browsers, Origins.reason)
