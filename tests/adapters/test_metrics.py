@@ -143,6 +143,8 @@ def test_prometheus_after_real_scenarios(stack: str) -> None:
     assert samples[("websocket_drain_duration_seconds_count", ())] == 1
     assert 0 < samples[("websocket_drain_duration_seconds_sum", ())] < 5
     assert samples[("websocket_drained_connections_total", ())] == 2
+    assert samples[("websocket_drains_started_total", ())] == 1
+    assert samples[("websocket_draining", ())] == 0  # over
 
 
 def _otel(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], float]]]:
@@ -181,6 +183,7 @@ def test_opentelemetry_after_real_scenarios(stack: str) -> None:
     assert messages == {"in": 5, "out": 3}
     assert points["websocket.drain.duration"] == [({}, 1)]
     assert points["websocket.drained.connections"] == [({}, 2)]
+    assert points["websocket.draining"] == [({}, 0)]  # over
 
 
 class Broken:
@@ -192,8 +195,36 @@ class Broken:
     def closed(self, event: Any) -> None:
         raise RuntimeError("metrics backend down")
 
+    def draining(self, connections: int) -> None:
+        raise RuntimeError("metrics backend down")
+
     def drained(self, seconds: float, connections: int) -> None:
         raise RuntimeError("metrics backend down")
+
+
+def test_a_drain_is_seen_by_a_scrape_while_it_runs() -> None:
+    # A scrape every 15 s almost never falls between a drain's end and the exit: the
+    # draining gauge is 1 from its start (docs/metrics.md).
+    registry = CollectorRegistry()
+    connections = Connections(drain_window=0.5, metrics=PrometheusMetrics(registry))
+
+    async def handler(ws: ServerConnection) -> None:
+        async with websockets_adapter.guard(ws, connections=connections) as conn:
+            async for _ in conn:
+                pass
+
+    async def scenario() -> list[float]:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            async with connect(uri) as ws:
+                drain = asyncio.create_task(connections.drain())
+                await asyncio.sleep(0)  # the drain has started: it reports before it waits
+                during = registry.get_sample_value("websocket_draining")
+                await drain
+                await ws.wait_closed()
+            return [during or 0.0, registry.get_sample_value("websocket_draining") or 0.0]
+
+    assert run(scenario()) == [1.0, 0.0]
 
 
 def test_broken_metrics_are_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:

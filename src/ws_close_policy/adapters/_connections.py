@@ -68,7 +68,7 @@ class Connections:
         metrics: Metrics | None = None,
     ) -> None:
         self.policy = instance(policy, Policy, "policy")
-        for method in ("opened", "closed", "drained"):
+        for method in ("opened", "closed", "draining", "drained"):
             if metrics is not None and not callable(getattr(metrics, method, None)):
                 raise TypeError(f"metrics must have an {method}() method (see Metrics)")
         self.metrics = metrics
@@ -127,6 +127,7 @@ class Connections:
         targets = list(self._open)
         started = time.monotonic()
         logger.info("draining %d websocket(s) within %.1f s", len(targets), spread)
+        self._report("draining", len(targets))
 
         async def close_later(connection: PolicyConnection, delay: float) -> bool:
             with contextlib.suppress(TimeoutError):

@@ -54,6 +54,10 @@ class Metrics(Protocol):
     def closed(self, event: CloseEvent) -> None:
         """A guarded connection is over; ``event`` says how (once per connection)."""
 
+    def draining(self, connections: int) -> None:
+        """A drain started, with ``connections`` connections to close: a drain is seen by
+        a scrape while it runs, not only in the moments between its end and the exit."""
+
     def drained(self, seconds: float, connections: int) -> None:
         """A drain closed ``connections`` connections in ``seconds``."""
 

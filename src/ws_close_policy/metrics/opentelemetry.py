@@ -56,6 +56,9 @@ class OpenTelemetryMetrics:
         self.drained_connections = meter.create_counter(
             "websocket.drained.connections", "{connection}", "Connections closed by drains."
         )
+        self.draining_now = meter.create_up_down_counter(
+            "websocket.draining", "{drain}", "Drains running now (SIGTERM: closing with 1012)."
+        )
 
     def opened(self) -> None:
         """As ``Metrics.opened``."""
@@ -72,7 +75,12 @@ class OpenTelemetryMetrics:
             self.messages.add(messages, {"direction": direction})
             self.bytes.add(size, {"direction": direction})
 
+    def draining(self, connections: int) -> None:  # noqa: ARG002 - closes are counted
+        """As ``Metrics.draining``."""
+        self.draining_now.add(1)
+
     def drained(self, seconds: float, connections: int) -> None:
         """As ``Metrics.drained``."""
         self.drains.record(seconds)
         self.drained_connections.add(connections)
+        self.draining_now.add(-1)

@@ -66,9 +66,24 @@ class PrometheusMetrics:
             namespace=ns,
             registry=registry,
         )
+        # Multiprocess mode (several workers): each gauge sums or maxes the live processes.
         self.open = Gauge(
             "open_connections",
             "WebSocket connections open now.",
+            namespace=ns,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.draining_now = Gauge(
+            "draining",
+            "1 while a drain runs (SIGTERM: connections are being closed with 1012), else 0.",
+            namespace=ns,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.drains_started = Counter(
+            "drains_started",
+            "Drains started (each SIGTERM or drain() call).",
             namespace=ns,
             registry=registry,
         )
@@ -99,7 +114,13 @@ class PrometheusMetrics:
         self.bytes.labels("in").inc(event.bytes_in)
         self.bytes.labels("out").inc(event.bytes_out)
 
+    def draining(self, connections: int) -> None:  # noqa: ARG002 - closes are counted
+        """As ``Metrics.draining``."""
+        self.drains_started.inc()
+        self.draining_now.set(1)
+
     def drained(self, seconds: float, connections: int) -> None:
         """As ``Metrics.drained``."""
         self.drains.observe(seconds)
         self.drained_connections.inc(connections)
+        self.draining_now.set(0)
