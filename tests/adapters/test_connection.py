@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from typing import Any
 
 import pytest
@@ -377,7 +378,7 @@ def test_a_drain_with_no_window_hurries_an_earlier_one() -> None:
     assert all(t.closes == [(1012, "Service restarting")] for t in transports)
 
 
-def test_start_drain_drains_once_then_hurries() -> None:
+def test_start_drain_drains_once_then_a_second_sigint_hurries() -> None:
     connections = Connections(drain_window=30.0)
 
     async def scenario() -> tuple[FakeTransport, float, bool]:
@@ -387,9 +388,12 @@ def test_start_drain_drains_once_then_hurries() -> None:
         held = asyncio.create_task(_hold(guarded(transport, connections=connections), started))
         await started.wait()
         start = loop.time()
-        first = connections.start_drain()  # a first signal
+        first = connections.start_drain(signal.SIGTERM)  # a first signal
         await asyncio.sleep(0.05)
-        same = connections.start_drain() is first  # a second: the rest at once
+        relayed = connections.start_drain(signal.SIGTERM)  # relayed: no hurry
+        await asyncio.sleep(0.05)
+        assert not held.done()
+        same = connections.start_drain(signal.SIGINT) is first is relayed  # Ctrl-C: at once
         await held
         await first
         return transport, loop.time() - start, same

@@ -184,12 +184,28 @@ def test_servers_that_drop_every_websocket_at_once(stack: str, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("stack", ["websockets", "uvicorn-websockets-sansio"])
-def test_a_second_signal_closes_the_rest_at_once(stack: str, tmp_path: Path) -> None:
+def test_a_second_sigint_closes_the_rest_at_once(stack: str, tmp_path: Path) -> None:
     window = 20.0  # far longer than the test: only the second signal can end it in time
     with server_process(stack, tmp_path, WS_TEST_DRAIN_WINDOW=str(window)) as running:
-        results, sent = run(_signalled(running, signal.SIGTERM, signal.SIGTERM), timeout=60)
+        results, sent = run(_signalled(running, signal.SIGTERM, signal.SIGINT), timeout=60)
         assert [seen for seen, _ in results] == [(1012, "Service restarting")] * CLIENTS
         assert max(at for _, at in results) - sent < 2.0
+        assert running.process.wait(timeout=GRACE) == EXIT_STATUS[stack].get(signal.SIGTERM, 0)
+
+
+@pytest.mark.parametrize("stack", ["websockets", "uvicorn-websockets-sansio"])
+def test_a_repeated_sigterm_keeps_the_drain_spread(stack: str, tmp_path: Path) -> None:
+    # A process manager relays SIGTERM to a process already draining (hypercorn's parent
+    # terminates its workers when one exits): the drain stays spread over its window.
+    window = 3.0
+    with server_process(stack, tmp_path, WS_TEST_DRAIN_WINDOW=str(window)) as running:
+        results, sent = run(
+            _signalled(running, signal.SIGTERM, signal.SIGTERM, between=0.2), timeout=60
+        )
+        assert [seen for seen, _ in results] == [(1012, "Service restarting")] * CLIENTS
+        offsets = sorted(at - sent for _, at in results)  # from the second signal
+        assert offsets[-1] - offsets[0] > window / 4, offsets  # spread, not a burst
+        assert offsets[-1] < window + 1.0
         assert running.process.wait(timeout=GRACE) == EXIT_STATUS[stack].get(signal.SIGTERM, 0)
 
 

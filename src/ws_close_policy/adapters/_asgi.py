@@ -34,9 +34,9 @@ def lifespan(connections: Connections) -> Lifespan:
 
     On startup it puts a handler in front of the server's signal handlers: the first signal
     starts the drain, and the server's own handler runs once every connection is closed (a
-    second signal closes the rest at once). Its state holds ``connections``
-    (``websocket.state.connections``). On shutdown whatever is still open is closed at
-    once. Your own lifespan can enter it: ``async with lifespan(connections)(app):``.
+    second SIGINT closes the rest at once; a repeated SIGTERM does not). Its state holds
+    ``connections`` (``websocket.state.connections``). On shutdown whatever is still open
+    is closed at once. Your own lifespan can enter it: ``async with lifespan(connections)(app):``.
     """
     instance(connections, Connections, "connections")
 
@@ -69,7 +69,7 @@ def _chain_signal_handlers(connections: Connections) -> Callable[[], None]:
     chained: set[asyncio.Task[int]] = set()
 
     def drain_first(signum: int, frame: FrameType | None) -> None:
-        drain = connections.start_drain()  # the first drains, a second hurries
+        drain = connections.start_drain(signum)  # the first drains
         if drain not in chained:  # then the server's own handler, once
             chained.add(drain)
             drain.add_done_callback(lambda _: _call(previous[signum], signum, frame))

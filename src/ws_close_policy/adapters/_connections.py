@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import logging
 import random as _random
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -142,13 +143,16 @@ class Connections:
         self._report("drained", time.monotonic() - started, sum(closed))
         return sum(closed)
 
-    def start_drain(self) -> asyncio.Task[int]:
-        """Drain in the background, as a server's first shutdown signal asks; called again
-        while that drain runs (a second signal), close the rest at once. Returns the first
-        drain's task (its result: how many it closed). For the adapters' signal plumbing."""
+    def start_drain(self, signum: int | None = None) -> asyncio.Task[int]:
+        """Drain in the background, as a server's first shutdown signal (``signum``) asks.
+        Called again while that drain runs, close the rest at once, unless the signal is
+        SIGTERM: a repeated SIGTERM is relayed by a process manager (hypercorn's parent
+        terminates its other workers when one exits), while a second Ctrl-C (SIGINT) is a
+        person in a hurry. Returns the first drain's task (its result: how many it
+        closed). For the adapters' signal plumbing."""
         if self._first_drain is None:
             self._first_drain = self._spawn(self.drain())
-        elif not self._first_drain.done():
+        elif not self._first_drain.done() and signum != signal.SIGTERM:
             self._spawn(self.drain(window=0))
         return self._first_drain
 

@@ -223,7 +223,8 @@ def chain(*hooks: ProcessRequest) -> ProcessRequest:
 
 async def drain_on_signal(connections: Connections, *signals: signal.Signals) -> int:
     """Wait for SIGTERM or SIGINT (or ``signals``), then drain ``connections``; returns how
-    many it closed. A second signal closes the rest at once. For ``websockets.serve``,
+    many it closed. A second SIGINT closes the rest at once (``Connections.start_drain``).
+    For ``websockets.serve``,
     whose app owns the event loop::
 
         async with serve(handler, host, port):
@@ -234,13 +235,13 @@ async def drain_on_signal(connections: Connections, *signals: signal.Signals) ->
     drains: list[asyncio.Task[int]] = []
     signalled = asyncio.Event()
 
-    def on_signal() -> None:
-        drains.append(connections.start_drain())  # the first drains, a second hurries
+    def on_signal(signum: int) -> None:
+        drains.append(connections.start_drain(signum))  # the first drains
         signalled.set()
 
     wanted = signals or (signal.SIGTERM, signal.SIGINT)
     for sig in wanted:
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         await signalled.wait()
         return await drains[0]
