@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from websockets.http11 import Request
 from tests import job_protocol
 from tests.wire import exchange, run
 from ws_close_policy import CloseEvent, InboundPolicy, OutboundPolicy, Outcome, Policy, Reject
-from ws_close_policy.adapters import Closed, Connections
+from ws_close_policy.adapters import CLOSE_TIMEOUT, Closed, Connections
 from ws_close_policy.adapters import websockets as adapter
 from ws_close_policy.lifecycle import Origins
 from ws_close_policy.metrics import CloseCounter
@@ -380,3 +382,35 @@ def test_close_argument_errors() -> None:
             return await exchange(uri)
 
     assert run(scenario()).code == 1000
+
+
+async def _silent_client(uri: str) -> float:
+    """A raw client that sends one invalid message and never answers the server's close:
+    seconds from that message until the server drops the TCP connection."""
+    host, port = uri.removeprefix("ws://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"\r\n\r\n")  # 101 Switching Protocols
+    payload, mask = b"{not json", os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # one masked text frame
+    sent = time.monotonic()
+    async with asyncio.timeout(30):
+        while await reader.read(4096):  # the close frame, then nothing: we never answer
+            pass
+    writer.close()
+    return time.monotonic() - sent
+
+
+def test_a_client_that_never_answers_the_close_is_dropped_after_close_timeout() -> None:
+    async def scenario() -> float:
+        policy = job_policy()
+        async with server(job_handler(policy), policy) as uri:
+            return await _silent_client(uri)
+
+    dropped_after = run(scenario(), timeout=40)
+    assert CLOSE_TIMEOUT - 0.5 < dropped_after < CLOSE_TIMEOUT + 2.5  # websockets' own: 10 s

@@ -50,7 +50,7 @@ from .._actions import Reject
 from .._arguments import function, instance
 from ..policy import DEFAULT, Policy, server_max_size
 from ..session import Disconnect, Observer
-from ._connection import PolicyConnection
+from ._connection import CLOSE_TIMEOUT, PolicyConnection
 from ._connections import Connections, refusal_from
 
 __all__ = [
@@ -142,10 +142,12 @@ def serve_options(policy: Policy = DEFAULT, **options: Any) -> dict[str, Any]:
 
     Your own ``max_size`` (an int, ``None``, or a ``(message, fragment)`` pair) is merged:
     the stricter limit wins; one below the policy's limit is a ``ValueError`` that says why,
-    a wrong type a ``TypeError``. Every other option passes through, ``origins=`` included
-    (the ``Origin`` allow-list: other origins get HTTP 403 before the upgrade).
+    a wrong type a ``TypeError``. ``close_timeout`` (how long websockets waits for the
+    client's close frame) defaults to ``CLOSE_TIMEOUT`` (5 s), every adapter's wait, not
+    websockets' 10 s. Every other option passes through, ``origins=`` included (the
+    ``Origin`` allow-list: other origins get HTTP 403 before the upgrade).
     """
-    merged = dict(options)
+    merged = {"close_timeout": CLOSE_TIMEOUT, **options}
     given = options.get("max_size")
     parts = given if isinstance(given, tuple) else (given, None)
     if len(parts) != 2:
