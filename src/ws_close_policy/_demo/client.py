@@ -58,16 +58,27 @@ async def observe(
     all when given, however many messages the server sends)."""
     seen = Observation()
     options: dict[str, Any] = {"open_timeout": timeout, "close_timeout": timeout}
+    loop = asyncio.get_running_loop()
+    end = None if total is None else loop.time() + total
+
+    def within() -> float:  # each wait: ``timeout``, and never past the end
+        at = loop.time() + timeout
+        return at if end is None else min(at, end)
+
+    # One asyncio.timeout per wait, never wait_for inside a timeout: on Python 3.11 the two
+    # expiring together can leave the task cancelling forever (the probe hung under load).
     try:
         async with connect(uri, max_size=None, additional_headers=headers, **options) as ws:
             try:
-                async with asyncio.timeout(total):
-                    if wait_first:
-                        seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
+                if wait_first:
+                    async with asyncio.timeout_at(within()):
+                        seen.messages.append(_decode(await ws.recv()))
+                async with asyncio.timeout_at(end):
                     for message in send:
                         await ws.send(message)
-                    while True:
-                        seen.messages.append(_decode(await asyncio.wait_for(ws.recv(), timeout)))
+                while True:
+                    async with asyncio.timeout_at(within()):
+                        seen.messages.append(_decode(await ws.recv()))
             except ConnectionClosed:
                 pass
             except TimeoutError:
