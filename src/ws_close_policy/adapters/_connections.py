@@ -132,7 +132,8 @@ class Connections:
 
         async def close_later(connection: PolicyConnection, delay: float) -> bool:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(hurry.wait(), delay)
+                async with asyncio.timeout(delay):  # its moment, or sooner if hurried
+                    await hurry.wait()
             return await connection.close(outcome)
 
         delays = drain_delays(len(targets), spread, self._random)
