@@ -45,7 +45,14 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-demo: $(STAMP)
+# The demo needs only the two adapters' servers, not the development tools: its own stamp.
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[websockets,starlette]' uvicorn
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/ws-close-policy demo --adapter websockets
 	$(BIN)/ws-close-policy demo --adapter starlette
 

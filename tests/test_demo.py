@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -37,8 +38,12 @@ from ws_close_policy.reconnect import advice_table
 @pytest.mark.parametrize("adapter", ["websockets", "starlette"])
 def test_demo_scripted_run(adapter: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--adapter", adapter]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "16 passed, 0 failed" in out
+    assert "closed:" not in captured.err  # the close lines are behind --logs
+    assert "ERROR" not in captured.err  # and so is uvicorn's own line after a 401
+    assert "the page:" not in out  # no URL whose server is gone when the table prints
     assert "MISMATCH" not in out
     assert re.search(r"result over 32 MiB .*1009 'Message too large'.*summary=1 -> 1000", out)
 
@@ -172,7 +177,10 @@ def test_serve_demo_serves_the_page(adapter: str, tmp_path: Path) -> None:
             _get(base + "/nothing-here")
         assert missing.value.code == 404
         missing.value.close()
-        assert f"the page: {base}/" in server.output()
+        deadline = time.monotonic() + 10  # printed once it serves: maybe after the requests
+        while f"the page: {base}/" not in server.output():
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
 
 
 def test_demo_serve_keeps_the_page_up_after_the_script(tmp_path: Path) -> None:
@@ -188,7 +196,7 @@ def test_demo_serve_keeps_the_page_up_after_the_script(tmp_path: Path) -> None:
         job = run(observe(f"ws://127.0.0.1:{port}/jobs/ok-1?token=demo-token", timeout=10))
         assert (job.code, job.reason) == (1000, "Completed")  # not the script's drain
         assert "16 passed, 0 failed" in server.output()
-        assert f"the page: http://127.0.0.1:{port}/" in server.output()
+        assert f"serving the page at http://127.0.0.1:{port}/" in server.output()
         assert server.stop(signal.SIGTERM) == 0
 
 
@@ -226,3 +234,11 @@ def test_serve_demo_takes_an_origin_allow_list(
     assert (other.status if refusal == "http" else (other.code, other.reason)) == refused
     assert (allowed.code, allowed.reason) == (1000, "Completed")
     assert (without.code, without.reason) == (1000, "Completed")
+
+
+def test_demo_logs_shows_the_close_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="ws_close_policy")
+    assert main(["demo", "--logs"]) == 0
+    closes = [r for r in caplog.records if r.getMessage().startswith("websocket ")]
+    assert len(closes) >= 16
+    assert logging.getLogger("ws_close_policy").propagate  # the process's logging as it was

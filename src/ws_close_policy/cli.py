@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         help="keep serving the page after the scripted run, until SIGTERM or SIGINT",
     )
     demo.add_argument("--port", type=int, default=0, help="default: a free port")
+    demo.add_argument(
+        "--logs",
+        action="store_true",
+        help="show the library's close log lines and the server's own lines with the table",
+    )
 
     serve = commands.add_parser("serve-demo", help="serve the reference job-progress server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -194,13 +199,18 @@ def _demo(args: argparse.Namespace) -> int:
     from ._demo.servers import Served, serve_until_signalled
 
     served_on: list[Served] = []
-
-    def ready(served: Served) -> None:
-        served_on.append(served)
-        print(f"the page: {served.page} (start jobs there; --serve keeps it up)", flush=True)
+    library, silent = logging.getLogger("ws_close_policy"), logging.NullHandler()
+    propagate = library.propagate
+    if args.logs:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    else:  # the table says what happened; the close lines are behind --logs
+        library.addHandler(silent)
+        library.propagate = False
 
     async def demo_then_serve() -> bool:
-        rows = await run_demo(args.adapter, args.profile, port=args.port, ready=ready)
+        rows = await run_demo(
+            args.adapter, args.profile, port=args.port, ready=served_on.append, quiet=not args.logs
+        )
         print(f"reference job-progress server on {args.adapter}, profile {args.profile.name}\n")
         print(render_rows(rows))
         failed = sum(not row.ok for row in rows)
@@ -217,6 +227,9 @@ def _demo(args: argparse.Namespace) -> int:
         passed = asyncio.run(demo_then_serve())
     except OSError as exc:
         raise SystemExit(f"ws-close-policy: cannot serve on port {args.port}: {exc}") from None
+    finally:  # the process's logging as it was (main() runs inside tests too)
+        library.removeHandler(silent)
+        library.propagate = propagate
     return 0 if passed else 1
 
 

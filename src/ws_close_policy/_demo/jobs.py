@@ -36,6 +36,7 @@ class DemoSettings:
     ``origins``: the ``Origin`` values allowed (``None``: any; a list as for
     ``lifecycle.Origins``), refused the way ``refusal`` says (HTTP 403, or 1008 "Origin not
     allowed").
+    ``quiet``: the servers' own log lines are hidden (the demo's table says what happened).
     """
 
     token: str = "demo-token"
@@ -45,6 +46,7 @@ class DemoSettings:
     refusal: Literal["http", "close"] = "http"
     restart_delay: tuple[float, float] = (5.0, 30.0)
     origins: tuple[str | None, ...] | None = None
+    quiet: bool = False
 
     def reconnect(self) -> ReconnectPolicy:
         """The reconnect policy the page follows."""

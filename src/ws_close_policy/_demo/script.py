@@ -201,11 +201,16 @@ async def run_demo(
     *,
     port: int = 0,
     ready: Callable[[Served], None] | None = None,
+    quiet: bool = False,
 ) -> list[Row]:
     """Run every scenario against the reference server (on ``port``, default a free one);
-    ``ready`` is called once it serves."""
+    ``ready`` is called once it serves; ``quiet`` hides the server's own log lines."""
     settings = DemoSettings(
-        token=token, profile=profile, max_connections=MAX_CONNECTIONS, step_seconds=0.1
+        token=token,
+        profile=profile,
+        max_connections=MAX_CONNECTIONS,
+        step_seconds=0.1,
+        quiet=quiet,
     )
     async with running(adapter, settings, port=port) as served:
         if ready is not None:

@@ -157,7 +157,7 @@ async def _starlette_server(
     config = uvicorn.Config(
         _starlette_app(settings, connections),
         lifespan="off",
-        log_level="warning",
+        log_level="critical" if settings.quiet else "warning",
         ws_max_size=server_max_size(settings.policy(summary=False)),
     )
     server = _uvicorn_server(config)
