@@ -236,3 +236,19 @@ def test_the_token_is_url_encoded_and_a_refusal_says_what_was_given(
         assert main(["probe", uri, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["error"].startswith("HTTP 401")
+
+
+def test_a_server_that_closes_before_reading_gets_no_fix_for_unread_inputs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def closes_at_once(ws: ServerConnection) -> None:  # e.g. a token refused after
+        await ws.close(1008, "Authentication required")  # the upgrade: nothing is read
+
+    with serving(websockets_server(closes_at_once)) as uri:
+        status, out = _probe(uri, capsys=capsys)
+    assert status == 1
+    assert out.count("NOT READ") == 7, out  # every input, the oversized one included
+    assert "MISMATCH" not in out
+    assert "fix:" not in out  # no fix for a check the server never ran
+    assert "before reading it, as it closes a connection that sends nothing" in out
+    assert "get past that close first" in out

@@ -317,10 +317,15 @@ def _probe(args: argparse.Namespace) -> int:
     print(f"probing {args.url} (profile {args.profile.name})\n")
     for r in results:
         expected = f"{int(r.expected.code)} {r.expected.reason!r}"
-        verdict = "ok" if r.ok else "MISMATCH"
+        verdict = "ok" if r.ok else "MISMATCH" if r.read else "NOT READ"
         print(f"{r.name.ljust(width)}  {verdict:8}  expected {expected}; {r.diagnosis}")
         if r.fix is not None:
             print(f"{'':{width}}            fix: {r.fix}")
+    if not all(r.read for r in results):
+        print(
+            "\nThe server closed connections before reading what was sent: get past that "
+            "close first (credentials: --token or --header; a job that exists), then probe again."
+        )
     print(f"\n{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -5,7 +5,9 @@ the fix.
 What a server did is one of: closed as expected; closed with the expected code but another
 reason; closed with another code; echoed the message back and kept the connection open;
 answered something else and kept it open; ignored it; dropped the connection without a
-close frame. A refused handshake stops the probe with one message (see :class:`Refused`).
+close frame; or closed before reading it, the way it closes a connection that sends
+nothing (then the input was never checked, and no fix is suggested for it). A refused
+handshake stops the probe with one message (see :class:`Refused`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ProbeResult:
     diagnosis: str
     ok: bool
     fix: str | None
+    read: bool = True  # False: the server closed before reading the input
 
     def as_dict(self) -> dict[str, Any]:
         seen = self.seen
@@ -63,6 +66,7 @@ class ProbeResult:
             },
             "diagnosis": self.diagnosis,
             "ok": self.ok,
+            "read": self.read,
             "fix": self.fix,
         }
 
@@ -78,6 +82,12 @@ def probe_inputs(max_bytes: int) -> list[tuple[str, str | bytes, Violation, str]
     return [*BAD_INPUTS, (f"message over {max_bytes} bytes", oversized, Violation.TOO_BIG, when)]
 
 
+def unread(seen: Observation, silent: Observation) -> bool:
+    """Whether the server closed as it closes a connection that sends nothing
+    (``silent``): it never read the input."""
+    return silent.code is not None and (seen.code, seen.reason) == (silent.code, silent.reason)
+
+
 def diagnose(
     sent: str | bytes, expected: Close, seen: Observation, when: str
 ) -> tuple[str, bool, str | None]:
@@ -86,7 +96,7 @@ def diagnose(
     want = f"{int(expected.code)} {expected.reason!r}"
     fix = f"close with {want} {when}: decide_inbound(data, policy) returns that close"
     if seen.code is not None:
-        got = f"{seen.code} {seen.reason!r}" if seen.reason else describe(seen.code)
+        got = _close(seen)
         if seen.code != expected.code:
             return f"closed with {got}", False, fix
         if seen.reason != expected.reason:
@@ -101,6 +111,11 @@ def diagnose(
     else:
         did = "ignored it: no answer and no close"
     return f"{did} (waited {seen.kept_open:g} s)", False, fix
+
+
+def _close(seen: Observation) -> str:
+    assert seen.code is not None
+    return f"{seen.code} {seen.reason!r}" if seen.reason else describe(seen.code)
 
 
 def _same(message: Any, sent: str | bytes) -> bool:
@@ -132,15 +147,24 @@ async def run_probe(
     if first.status is not None:
         raise Refused(_refusal(first, credentials))
     cases = probe_inputs(max_bytes)
-    seen = await asyncio.gather(
+    # One more connection sends nothing: a close it gets too was not about any input.
+    silent, *seen = await asyncio.gather(
+        observe(url, [], timeout=timeout, headers=headers, total=timeout),
         *(
             observe(url, [data], timeout=timeout, headers=headers, total=timeout)
             for _, data, _, _ in cases
-        )
+        ),
     )
     results = []
     for (name, data, violation, when), observed in zip(cases, seen, strict=True):
         expected = profile.close_for_violation(violation)
+        if unread(observed, silent):
+            diagnosis = (
+                f"closed with {_close(observed)} before reading it, as it closes a connection "
+                "that sends nothing: this input was never checked"
+            )
+            results.append(ProbeResult(name, expected, observed, diagnosis, False, None, False))
+            continue
         diagnosis, ok, fix = diagnose(data, expected, observed, when)
         results.append(ProbeResult(name, expected, observed, diagnosis, ok, fix))
     return results
