@@ -15,7 +15,7 @@ from ws_close_policy import (
     ReconnectPolicy,
     advise_reconnect,
 )
-from ws_close_policy.reconnect import PUSHER_BANDS, Band
+from ws_close_policy.reconnect import APP_CODE_BANDS, PUSHER_BANDS, Band
 
 A = ReconnectAction
 EXACT = ReconnectPolicy(jitter="none")
@@ -102,8 +102,34 @@ def test_private_bands() -> None:
     immediate = advise_reconnect(4200, 4, pusher)
     assert (immediate.action, immediate.delay) == (A.RETRY, 0.0)
     assert advise_reconnect(4300, 0, pusher).action is A.RETRY  # private_default
-    stopper = ReconnectPolicy(private_default=A.STOP)
+    stopper = ReconnectPolicy(private_bands=(), private_default=A.STOP)
     assert advise_reconnect(4999, 0, stopper).action is A.STOP
+
+
+@pytest.mark.parametrize(
+    ("code", "action"),
+    [
+        (4004, A.STOP),  # "Job not found": retrying cannot help
+        (4000, A.STOP),
+        (4403, A.STOP),
+        (4499, A.STOP),
+        (4401, A.REFRESH_CREDENTIALS),
+        (4408, A.RETRY),
+        (4429, A.RETRY),
+        (4500, A.RETRY),
+        (4999, A.RETRY),
+        (3000, A.RETRY),  # IANA-registered codes: private_default
+    ],
+)
+def test_application_codes_carry_their_action_by_default(code: int, action: A) -> None:
+    assert advise_reconnect(code, 0).action is action
+    assert advise_reconnect(code, 0, ReconnectPolicy(profile=Profile.RFC_STRICT)).action is action
+
+
+@given(st.integers(4000, 4999))
+def test_every_application_code_has_the_bands_action(code: int) -> None:
+    expected = next(b.action for b in APP_CODE_BANDS if b.first <= code <= b.last)
+    assert advise_reconnect(code, 0).action is expected
 
 
 @pytest.mark.parametrize("code", [-5, 0, 999, 1004, 1016, 2999, 5000, 65535, 70000])
@@ -302,11 +328,16 @@ def test_a_profile_s_own_restart_code_gets_the_restart_window() -> None:
     )
     advice = advise_reconnect(4012, 0, ReconnectPolicy(profile=private))
     assert advice.window == (5.0, 30.0)
-    assert advise_reconnect(4012, 0).window == (0.0, 1.0)  # another profile: a private code
+    assert advise_reconnect(4012, 0).window == (0.0, 0.0)  # another profile: 4000-4499, stop
 
 
-def test_an_application_code_listed_in_the_profile_stops_the_client() -> None:
+def test_an_application_code_listed_in_the_profile_overrides_its_band() -> None:
     # docs/reconnect.md: "Your application's codes".
-    jobs = Profile.ACTIONABLE.derive("jobs", client_actions={4004: ReconnectAction.STOP})
-    assert advise_reconnect(4004, 0, ReconnectPolicy(profile=jobs)).action is ReconnectAction.STOP
-    assert advise_reconnect(4004, 0).action is ReconnectAction.RETRY  # unlisted: its band
+    assert advise_reconnect(4004, 0).action is ReconnectAction.STOP  # 4000-4499: stop
+    assert advise_reconnect(4503, 0).action is ReconnectAction.RETRY  # 4500-4999: retry
+    jobs = Profile.ACTIONABLE.derive(
+        "jobs", client_actions={4503: ReconnectAction.STOP, 4409: ReconnectAction.RETRY}
+    )
+    policy = ReconnectPolicy(profile=jobs)
+    assert advise_reconnect(4503, 0, policy).action is ReconnectAction.STOP
+    assert advise_reconnect(4409, 0, policy).action is ReconnectAction.RETRY

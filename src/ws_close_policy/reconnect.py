@@ -28,6 +28,7 @@ from .codes import CloseCode, describe
 from .profile import Profile
 
 __all__ = [
+    "APP_CODE_BANDS",
     "DEFAULT_RECONNECT",
     "PUSHER_BANDS",
     "Band",
@@ -76,6 +77,20 @@ class Band:
         object.__setattr__(self, "action", ReconnectAction(self.action))
 
 
+#: The default convention for application codes: 4000 plus the HTTP status that says the
+#: same thing (as graphql-ws's 4400, 4401, 4403, 4429, 4500). 4000-4499 say the request
+#: cannot succeed as made (4004 "Job not found", 4403 "Forbidden"): stop. 4500-4999 say the
+#: server failed: reconnect with backoff. Three client errors are not final: 4401 (refresh
+#: the credentials), 4408 (timeout) and 4429 (too many requests) retry. The first band that
+#: holds a code decides; a profile's own entry for a code comes before any band.
+APP_CODE_BANDS: Final = (
+    Band(4401, 4401, ReconnectAction.REFRESH_CREDENTIALS),
+    Band(4408, 4408, ReconnectAction.RETRY),
+    Band(4429, 4429, ReconnectAction.RETRY),
+    Band(4000, 4499, ReconnectAction.STOP),
+    Band(4500, 4999, ReconnectAction.RETRY),
+)
+
 #: Pusher's convention: 4000-4099 stop, 4100-4199 back off, 4200-4299 reconnect at once.
 PUSHER_BANDS: Final = (
     Band(4000, 4099, ReconnectAction.STOP),
@@ -98,7 +113,9 @@ class ReconnectPolicy:
     :param jitter: ``"full"`` (default) or ``"none"`` (exact ceilings, for tests); with
         ``"full"`` the delay is drawn with the ``random`` the caller passes.
     :param profile: the code -> action table (default ``Profile.ACTIONABLE``).
-    :param private_bands: actions for private codes the profile does not name.
+    :param private_bands: actions for private codes the profile does not name, first match
+        first (default :data:`APP_CODE_BANDS`: 4000-4499 stop, 4500-4999 retry; ``()`` for
+        none, :data:`PUSHER_BANDS` for Pusher's).
     :param private_default: action for any other 3000-4999 code (default retry with backoff).
     """
 
@@ -109,7 +126,7 @@ class ReconnectPolicy:
     restart_delay: tuple[float, float] = (5.0, 30.0)
     jitter: Jitter = "full"
     profile: Profile = Profile.ACTIONABLE
-    private_bands: tuple[Band, ...] = ()
+    private_bands: tuple[Band, ...] = APP_CODE_BANDS
     private_default: ReconnectAction = ReconnectAction.RETRY
 
     def __post_init__(self) -> None:
