@@ -130,6 +130,15 @@ async def show_stats(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+@app.websocket("/drain")
+async def drain_now(websocket: WebSocket) -> None:
+    """Drain this process's connections (for servers that give the app no shutdown hook:
+    daphne), then say how many it closed."""
+    await websocket.accept()
+    await websocket.send_text(json.dumps({"drained": await connections.drain()}))
+    await websocket.close()
+
+
 # --- the websockets server -------------------------------------------------------------------
 
 

@@ -208,6 +208,54 @@ def test_a_server_that_refuses_our_close_code_raises_from_the_block() -> None:
         run(scenario())
 
 
+def test_a_refused_close_from_another_task_ends_a_handler_waiting_to_read() -> None:
+    # daphne refuses 1012 and keeps the connection open: a handler waiting for the client
+    # would wait forever after a drain. Its block raises the refusal instead, at once.
+    class Refusing(FakeTransport):
+        async def close(self, code: int, reason: str) -> None:
+            raise ValueError(f"invalid close code {code}")
+
+    connections = Connections(drain_window=0.2)
+
+    async def scenario() -> tuple[BaseException | None, float]:
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+
+        async def handler() -> None:
+            async with guarded(Refusing(), connections=connections) as conn:
+                started.set()
+                await conn.receive()  # the client sends nothing
+
+        task = asyncio.create_task(handler())
+        await started.wait()
+        start = loop.time()
+        assert await connections.drain() == 1  # ended by the drain, if not with its code
+        (failure,) = await asyncio.gather(task, return_exceptions=True)
+        return failure, loop.time() - start
+
+    failure, elapsed = run(scenario(), timeout=5)
+    assert isinstance(failure, RuntimeError), failure
+    assert "could not send the close frame: invalid close code 1012" in str(failure)
+    assert elapsed < 1.0
+    assert len(connections) == 0
+
+
+def test_a_server_cancelling_the_handler_still_cancels_it() -> None:
+    # Only a cancellation of ours becomes the refusal: the server's own goes through.
+    async def scenario() -> bool:
+        async def handler() -> None:
+            async with guarded(FakeTransport()) as conn:
+                await conn.receive()
+
+        task = asyncio.create_task(handler())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return task.cancelled()
+
+    assert run(scenario(), timeout=5)
+
+
 # --- tasks never outlive their connection ----------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -207,6 +208,32 @@ def test_a_repeated_sigterm_keeps_the_drain_spread(stack: str, tmp_path: Path) -
         assert offsets[-1] - offsets[0] > window / 4, offsets  # spread, not a burst
         assert offsets[-1] < window + 1.0
         assert running.process.wait(timeout=GRACE) == EXIT_STATUS[stack].get(signal.SIGTERM, 0)
+
+
+def test_a_drain_closes_every_connection_on_daphne(tmp_path: Path) -> None:
+    # daphne has no lifespan: the app drains by itself (here through /drain). It refuses
+    # 1012, so each guard block raises the refusal and daphne closes with 1011, dropping the
+    # reason (docs/adapters.md), each within the window, with no handler left waiting.
+    with server_process("daphne", tmp_path, WS_TEST_DRAIN_WINDOW=str(WINDOW)) as running:
+        uri = running.uri + "/jobs?token=demo-token"
+
+        async def scenario() -> tuple[list[tuple[Any, float]], float, Any]:
+            opened = asyncio.Event()
+            count: list[int] = []
+            clients = [asyncio.create_task(_held(uri, opened, count, 20)) for _ in range(CLIENTS)]
+            await asyncio.wait_for(opened.wait(), 20)
+            await asyncio.sleep(0.2)  # every handler is in its guard block, reading
+            sent = time.monotonic()
+            async with connect(running.uri + "/drain", open_timeout=10) as ws:
+                drained = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            return list(await asyncio.gather(*clients)), sent, drained
+
+        results, sent, drained = run(scenario(), timeout=60)
+    assert [seen for seen, _ in results] == [(1011, "")] * CLIENTS, running.output()
+    assert drained == {"drained": CLIENTS}
+    offsets = sorted(at - sent for _, at in results)
+    assert offsets[-1] < WINDOW + 1.0
+    assert offsets[-1] - offsets[0] > WINDOW / 4  # spread, not all at once
 
 
 def test_aiohttp_a_second_signal_is_aiohttps_own(tmp_path: Path) -> None:

@@ -111,7 +111,8 @@ class PolicyConnection:
     once, with its traceback, and test clients and error-tracking middleware see it. When
     the server refused to send the policy's close code (daphne sends only 1000 and
     3000-4999), leaving the block raises ``RuntimeError``, so that the server ends the
-    connection its own way.
+    connection its own way; a read the app is waiting in is interrupted for it when the
+    close came from another task (a drain).
 
     ``accept``, if given, is awaited on entry: the adapter's side of the handshake, when the
     app has not done it (Starlette's ``accept``, aiohttp's ``prepare``). ``id`` names the
@@ -137,7 +138,8 @@ class PolicyConnection:
         self._session = Session(policy, clock=time.monotonic, observer=self._on_event)
         self._done = asyncio.Event()  # set once the connection is over
         self._deadline = 0.0  # when a close under way stops waiting for the peer's
-        self._reading = False  # a task is in transport.receive()
+        self._reading: asyncio.Task[Any] | None = None  # the task in transport.receive()
+        self._interrupted = False  # we cancelled that task: the server refused our close
         self._sends_unread = 0  # sends since the app last read
         self._reader: asyncio.Task[None] | None = None  # reads ahead, into _inbox
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -180,6 +182,10 @@ class PolicyConnection:
         finally:
             await self._stop_tasks()
             self._end()
+        task = asyncio.current_task()
+        if self._interrupted and isinstance(exc, asyncio.CancelledError) and task is not None:
+            task.uncancel()  # ours, not the server's: the refusal stands
+            exc = None
         if exc is None or isinstance(exc, Closed):
             if self._refused is not None:
                 refused = f"the server could not send the close frame: {self._refused}"
@@ -347,11 +353,11 @@ class PolicyConnection:
         return _END
 
     async def _read(self) -> str | bytes | Disconnect:
-        self._reading = True
+        self._reading = asyncio.current_task()
         try:
             return await self._transport.receive()
         finally:
-            self._reading = False
+            self._reading = None
 
     async def _read_ahead(self) -> None:
         """The app sends without reading: read for it, so that a peer that left shows up
@@ -374,7 +380,7 @@ class PolicyConnection:
     # --- writing ---------------------------------------------------------------------------
 
     async def _write(self, send: Send) -> None:
-        if self._reader is None and not self._reading:
+        if self._reader is None and self._reading is None:
             self._sends_unread += 1
             if self._sends_unread > 1:  # sending without reading: watch for a departure
                 self._reader = asyncio.ensure_future(self._read_ahead())
@@ -413,6 +419,7 @@ class PolicyConnection:
             )
             self._refused = exc
             linger = False
+            self._interrupt_reading()
         try:
             if linger:
                 await self._linger()
@@ -440,6 +447,17 @@ class PolicyConnection:
         except TimeoutError:
             logger.debug("websocket %s: no close frame from the peer in time", self.id)
         self._end()
+
+    def _interrupt_reading(self) -> None:
+        """The server refused our close and keeps the connection open: a task of the app
+        waiting in ``receive`` (this close came from another task, a drain say) would wait
+        for the client forever. Cancel it; its block raises the refusal (``__aexit__``)."""
+        reading = self._reading
+        if reading is not None and reading is not asyncio.current_task():
+            if reading is self._reader:
+                return  # our own read-ahead task: _end stops it
+            self._interrupted = True
+            reading.cancel()
 
     def _end(self, disconnect: Disconnect | None = None) -> None:
         """The connection is over: record how, once (the session's ``CloseEvent``), and stop
