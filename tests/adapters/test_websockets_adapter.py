@@ -265,11 +265,18 @@ def test_just_over_the_limit_gets_the_policy_reason_far_over_the_servers() -> No
 
 def test_serve_options_merge_with_yours() -> None:
     policy = Policy(InboundPolicy(max_bytes=4096))
-    assert adapter.serve_options(policy) == {"max_size": 8192}
-    assert adapter.serve_options(policy, max_size=5000) == {"max_size": 5000}  # stricter
-    assert adapter.serve_options(policy, max_size=None) == {"max_size": 8192}
-    assert adapter.serve_options(policy, max_size=(6000, 5000)) == {"max_size": (6000, 5000)}
-    assert adapter.serve_options(policy, max_size=(None, 5000)) == {"max_size": (8192, 5000)}
+
+    def limit(**yours: Any) -> Any:
+        options = adapter.serve_options(policy, **yours)
+        assert options.pop("close_timeout") == yours.get("close_timeout", CLOSE_TIMEOUT)
+        return options
+
+    assert limit() == {"max_size": 8192}
+    assert limit(max_size=5000) == {"max_size": 5000}  # stricter
+    assert limit(max_size=None) == {"max_size": 8192}
+    assert limit(max_size=(6000, 5000)) == {"max_size": (6000, 5000)}
+    assert limit(max_size=(None, 5000)) == {"max_size": (8192, 5000)}
+    assert limit(close_timeout=2.0) == {"max_size": 8192}  # yours wins
     assert adapter.serve_options(policy, origins=["https://a.example"])["origins"] == [
         "https://a.example"
     ]

@@ -115,12 +115,9 @@ def guard(
     connections: Connections | None = None,
     observer: Observer | None = None,
 ) -> PolicyConnection:
-    """Wrap a ``websockets`` connection so the policy decides every message and close.
-
-    ``connections``: the app's :class:`~ws_close_policy.adapters.Connections`, for its
-    admission limit (the connection past ``max_open`` is accepted and closed with 1013, a
-    code browsers can read), its drain and its fan-out. ``observer`` gets the ``CloseEvent``.
-    """
+    """Wrap a ``websockets`` connection so the policy decides every message and close;
+    ``connections`` (the app's admission limit, drain and fan-out) and ``observer`` (gets
+    the ``CloseEvent``) as for every adapter."""
     if not isinstance(connection, ServerConnection | ClientConnection):
         raise TypeError(
             f"connection must be a websockets ServerConnection or ClientConnection, "
