@@ -41,6 +41,7 @@ def code_row(code: int, profile: Profile) -> CodeRow:
     action = profile.client_action(code)
     if action is None:  # the reconnect policy decides: by band, or as a dropped connection
         fallback = advise_reconnect(code, 0, ReconnectPolicy(profile=profile)).action
+        how = "reconnect policy, private codes" if 3000 <= code <= 4999 else "read as 1006"
     return CodeRow(
         code=code,
         name=info.code.name if info else describe(code).split(" ", 1)[1].strip("()"),
@@ -49,7 +50,7 @@ def code_row(code: int, profile: Profile) -> CodeRow:
         sendable=is_sendable(code),
         receivable=is_receivable(code),
         server_situations=situations,
-        client_action=action.value if action else f"{fallback.value} (reconnect policy default)",
+        client_action=action.value if action else f"{fallback.value} ({how})",
     )
 
 

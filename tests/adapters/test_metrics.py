@@ -237,3 +237,19 @@ def test_broken_metrics_are_logged_never_raised(caplog: pytest.LogCaptureFixture
 def test_metrics_must_have_the_three_methods() -> None:
     with pytest.raises(TypeError, match="metrics must have an opened"):
         Connections(metrics=object())  # type: ignore[arg-type]
+
+
+def test_one_deploy_is_one_drain_in_the_metrics() -> None:
+    # The lifespan closes at shutdown what a drain left open: with nothing left, that is no
+    # second drain (it counted one per worker twice, with a 0 s duration, in deployment.md's
+    # multiprocess setup).
+    registry = CollectorRegistry()
+    connections = Connections(drain_window=0.1, metrics=PrometheusMetrics(registry))
+
+    async def scenario() -> None:
+        async with starlette_adapter.lifespan(connections)(Starlette()):
+            await connections.drain()  # the signal's drain
+
+    run(scenario())
+    assert registry.get_sample_value("websocket_drains_started_total") == 1
+    assert registry.get_sample_value("websocket_drain_duration_seconds_count") == 1

@@ -219,7 +219,15 @@ async def run_demo(
 
 
 def render_rows(rows: list[Row]) -> str:
-    headers = ["scenario", "client sent", "expected close", "observed", "advice", "follow-up", ""]
+    headers = [
+        "scenario",
+        "client sent",
+        "expected close",
+        "observed",
+        "advice",
+        "follow-up",
+        "result",
+    ]
     cells = [
         [
             r.scenario,
