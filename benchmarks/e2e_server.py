@@ -1,7 +1,8 @@
 """One server for benchmarks/e2e.py: python e2e_server.py MODE; prints its port.
 
 Modes: bare-websockets, guard-websockets, guard-websockets-orjson, bare-starlette,
-guard-starlette, guard-starlette-orjson. The bare servers do the JSON work an application
+guard-starlette, guard-starlette-orjson, and fanout (for benchmarks/instructions_e2e.py).
+The bare servers do the JSON work an application
 does anyway (json.loads, json.dumps); the guarded ones let the policy do it.
 
 Protocol: a message {"type": "echo", ...} is answered with the same object; a message
@@ -62,6 +63,60 @@ async def serve_websockets(mode: str, sock: socket.socket) -> None:
         await asyncio.Future()
 
 
+FANOUT_ITEM = {
+    "type": "job_progress",
+    "jobId": "ok-3f2a9c1e",
+    "pipeline": "csv_import",
+    "timestamp": 1764172800123,
+    "version": "1.0.0",
+    "payload": {"progress": 0.42, "processed": 420, "total": 1000, "status": "Row 420"},
+}
+
+
+async def serve_fanout(sock: socket.socket) -> None:
+    """Guarded connections, also listed for a bare ``websockets.broadcast``; a connection
+    to /control says ``ready N`` (answered once N are open), then ``bare R`` or ``guard
+    R``: R broadcasts back to back, either way, answered once queued."""
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+    from ws_close_policy.adapters import Connections
+    from ws_close_policy.adapters.websockets import guard, serve_options
+
+    pol = Policy()
+    connections = Connections()
+    plain: list[ServerConnection] = []
+    encoded = json.dumps(FANOUT_ITEM, separators=(",", ":"))
+
+    async def control(ws: ServerConnection) -> None:
+        async for command in ws:
+            how, number = str(command).split()
+            if how == "ready":
+                while len(connections) < int(number):
+                    await asyncio.sleep(0.01)
+            for _ in range(int(number) if how != "ready" else 0):
+                if how == "bare":
+                    broadcast(plain, encoded)
+                else:
+                    await connections.broadcast(FANOUT_ITEM)
+            await ws.send("done")
+
+    async def handler(ws: ServerConnection) -> None:
+        if ws.request is not None and ws.request.path == "/control":
+            await control(ws)
+            return
+        plain.append(ws)
+        try:
+            async with guard(ws, pol, connections=connections) as conn:
+                async for _ in conn:
+                    pass
+        finally:
+            plain.remove(ws)
+
+    async with serve(handler, sock=sock, compression=None, **serve_options(pol)):
+        print(sock.getsockname()[1], flush=True)
+        await asyncio.Future()
+
+
 def starlette_app(mode: str) -> Any:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
@@ -110,6 +165,9 @@ async def serve_starlette(mode: str, sock: socket.socket) -> None:
 def main() -> None:
     mode = sys.argv[1]
     sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    if mode == "fanout":
+        asyncio.run(serve_fanout(sock))
+        return
     runner = serve_websockets if "websockets" in mode else serve_starlette
     asyncio.run(runner(mode, sock))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import pytest
 from hypothesis import given
@@ -49,15 +51,34 @@ def test_close_metadata_not_compared_nor_sent() -> None:
 
 
 def test_actions_are_frozen_and_slotted() -> None:
-    for action in (
-        Close(1000),
-        Send("x", 1),
-        Accept({"type": "ping"}, "ping", 16),
-        Reject(401),
-    ):
+    for action in (Close(1000), Reject(401)):
         assert not hasattr(action, "__dict__")
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(action, dataclasses.fields(action)[0].name, None)
+    for built in (Send("x", 1), Accept({"type": "ping"}, "ping", 16)):
+        assert not hasattr(built, "__dict__")
+        with pytest.raises(AttributeError):
+            setattr(built, built._fields[0], None)
+        with pytest.raises(AttributeError):
+            object.__setattr__(built, built._fields[1], None)
+
+
+def test_named_tuple_actions_cannot_be_rebuilt_unchecked() -> None:
+    send = Send("x", 1)
+    assert tuple(send) == ("x", 1, True, False, False)
+    assert send._replace(large=True) == Send("x", 1, large=True)
+    with pytest.raises(ValueError, match="size"):
+        send._replace(size=2)
+    with pytest.raises(ValueError, match="size"):
+        Send._make(("xy", 1, True, False, False))
+    with pytest.raises(ValueError, match="type"):
+        Accept({"type": "ping"}, "ping", 16)._replace(type="")
+    with pytest.raises(TypeError, match="size"):
+        Accept._make(({}, None, -1.0))
+    for action in (send, Accept({"type": "ping"}, "ping", 16)):
+        assert pickle.loads(pickle.dumps(action)) == action
+        assert copy.copy(action) == action
+        assert type(copy.deepcopy(action)) is type(action)
 
 
 def test_send_validation() -> None:

@@ -204,28 +204,33 @@ def test_the_shared_async_layer_writes_no_close_code(shared: str) -> None:
     assert all(t != "ws_close_policy.codes" for t, _ in _imports(module, MODULES[module]))
 
 
-TRANSPORT = {"receive", "send", "close", "remote"}
+TRANSPORT = {"closed", "receive", "send", "disconnect", "close", "remote"}
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
 def test_each_transport_is_the_small_contract(adapter: str) -> None:
-    # receive, send, close and remote, plus optional write_buffer_size and send_now; nothing a
-    # third adapter would have to copy (fan-out, who closed) is the transport's.
+    # closed, receive, send, disconnect, close and remote (receive and send may be the
+    # server's own methods, bound in __init__), plus optional write_buffer_size and
+    # send_now; nothing a third adapter would have to copy (fan-out, who closed) is the
+    # transport's.
     classes = [
         node
         for node in _tree(f"ws_close_policy.adapters.{adapter}").body
         if isinstance(node, ast.ClassDef) and node.name.endswith("Transport")
     ]
     (transport,) = classes
-    methods = {
-        node.name
-        for node in transport.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and not node.name.startswith("_")
+    module = importlib.import_module(f"ws_close_policy.adapters.{adapter}")
+    members = {n for n in dir(getattr(module, transport.name)) if not n.startswith("_")}
+    members |= {  # the server's own methods, bound in __init__: self.receive = connection.recv
+        target.attr
+        for node in ast.walk(transport)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Attribute) and target.attr in TRANSPORT
     }
-    assert TRANSPORT <= methods <= TRANSPORT | {"write_buffer_size", "send_now"}, methods
-    assert set(Transport.__annotations__) <= set()  # a Protocol of methods only
-    assert {n for n in vars(Transport) if not n.startswith("_")} == TRANSPORT
+    assert TRANSPORT <= members <= TRANSPORT | {"write_buffer_size", "send_now"}, members
+    assert set(Transport.__annotations__) == {"closed"}
+    assert {n for n in vars(Transport) if not n.startswith("_")} == TRANSPORT - {"closed"}
 
 
 @pytest.mark.parametrize(("adapter", "budget"), sorted(ADAPTERS.items()))

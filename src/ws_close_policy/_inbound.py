@@ -48,15 +48,33 @@ def decide_inbound(data: str | bytes, policy: Policy = DEFAULT) -> Accept | Clos
     if type(policy) is not Policy:
         instance(policy, Policy, "policy")
     rules = policy.inbound
+    # Each step's usual outcome is tested in line; the named step runs when it has work.
     try:
-        payload, size = _checked_payload(data, rules)
+        payload: str | bytes
+        if type(data) is str and data.isascii() and len(data) <= rules.max_bytes:
+            payload, size = data, len(data)  # the usual text frame: a byte a character
+        else:
+            payload, size = _checked_payload(data, rules)
         if rules.decoder is None:  # the "raw" codec: no decoding
             return Accept(payload, None, size)
-        message = _strictly_decoded(payload, rules)
-        _check_depth(payload, rules.max_depth)
-        kind = _message_type(message, rules)
-        if rules.allowed_types is not None:
-            _check_allowed(kind, rules.allowed_types)
+        try:
+            message = rules.decoder.decode(payload)
+        except Exception as exc:  # any codec failure is the peer's bad JSON
+            raise _decode_refusal(exc, payload, rules) from None
+        # Strict JSON judged on the text, so that no repeated key hides a violation.
+        if (type(payload) is not str or "\\" in payload) and has_lone_surrogate_escape(payload):
+            raise _Refused(Violation.INVALID_JSON, "lone surrogate escape")
+        if rules.reject_duplicate_keys:
+            _check_unique_keys(payload)
+        max_depth = rules.max_depth
+        if len(payload) > 2 * max_depth + 1 and nests_deeper_than(payload, max_depth):
+            raise _Refused(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
+        if type(message) is not dict or type(kind := message.get(rules.type_field)) is not str:
+            kind = _message_type(message, rules)
+        elif not kind:
+            raise _Refused(Violation.MISSING_TYPE)
+        if rules.allowed_types is not None and kind not in rules.allowed_types:
+            raise _Refused(Violation.UNKNOWN_TYPE)
         if rules.validators:
             _check_validator(message, kind, rules.validators)
     except _Refused as refused:
@@ -108,30 +126,11 @@ def _checked_payload(data: str | bytes, rules: InboundPolicy) -> tuple[str | byt
 _DUPLICATE_KEYS = JsonCodec(reject_duplicate_keys=True)
 
 
-def _strictly_decoded(payload: str | bytes, rules: InboundPolicy) -> Any:
-    """The decoded message; strict JSON judged on the text, so no repeated key hides a
-    violation."""
-    decoder = rules.decoder
-    assert decoder is not None
+def _check_unique_keys(payload: str | bytes) -> None:
     try:
-        message = decoder.decode(payload)
-    except RecursionError:
-        raise _Refused(Violation.INVALID_JSON, "nesting too deep for the decoder") from None
-    except Exception as exc:  # any codec failure is the peer's bad JSON
-        raise _decode_refusal(exc, payload, rules) from None
-    if has_lone_surrogate_escape(payload):
-        raise _Refused(Violation.INVALID_JSON, "lone surrogate escape")
-    if rules.reject_duplicate_keys:
-        try:
-            _DUPLICATE_KEYS.decode(payload)
-        except ValueError as exc:
-            raise _Refused(Violation.INVALID_JSON, _detail(exc)) from None
-    return message
-
-
-def _check_depth(payload: str | bytes, max_depth: int) -> None:
-    if nests_deeper_than(payload, max_depth):
-        raise _Refused(Violation.INVALID_JSON, f"nesting deeper than {max_depth}")
+        _DUPLICATE_KEYS.decode(payload)
+    except ValueError as exc:
+        raise _Refused(Violation.INVALID_JSON, _detail(exc)) from None
 
 
 def _message_type(message: Any, rules: InboundPolicy) -> str:
@@ -186,6 +185,8 @@ def _struct_tag(message: Any, rules: InboundPolicy) -> str | None:
 
 def _decode_refusal(exc: Exception, payload: str | bytes, rules: InboundPolicy) -> _Refused:
     """Why the decoder refused: invalid JSON, or (typed msgspec) JSON of the wrong shape."""
+    if isinstance(exc, RecursionError):
+        return _Refused(Violation.INVALID_JSON, "nesting too deep for the decoder")
     decoder = rules.decoder
     if not isinstance(decoder, MsgspecCodec) or not isinstance(exc, decoder.validation_error):
         return _Refused(Violation.INVALID_JSON, _detail(exc))

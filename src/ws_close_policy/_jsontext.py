@@ -39,8 +39,16 @@ def nests_deeper_than(text: str | bytes, limit: int) -> bool:
         return False
     # A short text with at most `limit` opening brackets cannot nest deeper; counting costs
     # less than measuring, but only while the count has a good chance to settle it.
-    if len(text) <= _COUNT_BELOW and _opening_brackets(text) <= limit:
-        return False
+    if len(text) <= _COUNT_BELOW:
+        # A pass each; whether a bracket occurs at all is a cheaper search.
+        if isinstance(text, str):
+            arrays = text.count("[") if "[" in text else 0
+            opening = arrays + (text.count("{") if "{" in text else 0)
+        else:
+            arrays = text.count(b"[") if b"[" in text else 0
+            opening = arrays + (text.count(b"{") if b"{" in text else 0)
+        if opening <= limit:
+            return False
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -59,12 +67,6 @@ def _deepest(brackets: bytes) -> int:
     """The nesting depth of a balanced string of ``(`` and ``)``: its highest running sum."""
     steps = memoryview(brackets.translate(_STEPS)).cast("b")  # "(" is +1, ")" is -1
     return max(accumulate(steps))
-
-
-def _opening_brackets(text: str | bytes) -> int:
-    if isinstance(text, str):
-        return text.count("[") + text.count("{")
-    return text.count(b"[") + text.count(b"{")
 
 
 def _outside_strings(skeleton: bytes) -> bytes:

@@ -45,8 +45,12 @@ def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
         instance(policy, Policy, "policy")
     rules = policy.outbound
     try:
-        data, text = _serialised(message, rules)
-        size = _measured(data)
+        if type(message) is dict:  # the usual message: neither text nor bytes
+            data, text = _encoded(message, rules), True
+        else:
+            data, text = _serialised(message, rules)
+        # ASCII text (what the json codec writes) and bytes are measured by their length.
+        size = len(data) if type(data) is bytes or data.isascii() else _measured(data)
         if size <= rules.max_bytes:
             return _send(data, size, text, size > rules.warn_bytes)
         return _degraded(message, size, rules)
@@ -61,18 +65,25 @@ def _serialised(message: Any, rules: OutboundPolicy) -> tuple[str | bytes, bool]
         return str(message), True
     if isinstance(message, _BINARY):
         return bytes(message), False
+    return _encoded(message, rules), True
+
+
+_BINARY = (bytes, bytearray, memoryview)
+
+
+def _encoded(message: Any, rules: OutboundPolicy) -> str | bytes:
+    """``message`` serialised by the policy's codec."""
     try:
         data: object = rules.encoder.encode(message)
     except Exception as exc:  # unknown types, NaN, cycles (RecursionError) ...
         detail = f"cannot serialise: {type(exc).__name__}: {exc}"
         raise _Refused(Violation.INTERNAL, detail) from None
-    if not isinstance(data, str | bytes):  # a custom codec's mistake
-        detail = f"codec {rules.encoder.name!r} returned {type(data).__name__}, not str or bytes"
-        raise _Refused(Violation.INTERNAL, detail)
-    return data, True
-
-
-_BINARY = (bytes, bytearray, memoryview)
+    if type(data) is str or type(data) is bytes:
+        return data
+    if isinstance(data, str | bytes):  # a custom codec's subclass: sent as the plain type
+        return str(data) if isinstance(data, str) else bytes(data)
+    detail = f"codec {rules.encoder.name!r} returned {type(data).__name__}, not str or bytes"
+    raise _Refused(Violation.INTERNAL, detail)  # a custom codec's mistake
 
 
 def _send(data: str | bytes, size: int, text: bool, large: bool, degraded: bool = False) -> Send:

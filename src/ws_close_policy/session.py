@@ -207,7 +207,9 @@ class Session:
         result = decide_outbound(message, self.policy)
         if isinstance(result, Close):
             return self._close_first(result)
-        return self._count(result)
+        self.messages_out += 1
+        self.bytes_out += result.size
+        return result
 
     def forward(self, action: Send | Close) -> Send | Close | None:
         """Apply an outbound decision made elsewhere (one decision for a fan-out to many

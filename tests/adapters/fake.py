@@ -8,11 +8,12 @@ import asyncio
 from typing import Any
 
 from ws_close_policy.adapters import PolicyConnection
+from ws_close_policy.adapters._connection import Gone, Translating
 from ws_close_policy.policy import DEFAULT, Policy
 from ws_close_policy.session import Disconnect
 
 
-class FakeTransport:
+class FakeTransport(Translating):
     def __init__(self, *messages: str | bytes) -> None:
         self.inbox: asyncio.Queue[str | bytes | Disconnect] = asyncio.Queue()
         for message in messages:
@@ -35,18 +36,20 @@ class FakeTransport:
         self.gone = Disconnect()
         self.inbox.put_nowait(self.gone)
 
-    async def receive(self) -> str | bytes | Disconnect:
+    async def receive(self) -> str | bytes:
         if self.gone is not None and self.inbox.empty():
-            return self.gone
-        return await self.inbox.get()
+            raise Gone(self.gone)
+        item = await self.inbox.get()
+        if isinstance(item, Disconnect):
+            raise Gone(item)
+        return item
 
-    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
+    async def send(self, data: str | bytes, *, text: bool) -> None:
         if self.gone is not None:
-            return self.gone
+            raise Gone(self.gone)
         if self.stalled:
             await asyncio.Event().wait()
         self.sent.append((data, text))
-        return None
 
     async def close(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))

@@ -73,23 +73,53 @@ class Closed(Exception):
         return self.event.closed_by
 
 
+class Gone(Exception):
+    """What an adapter's own ``receive`` or ``send`` raises once the connection is over
+    (``Transport.closed`` for a server whose methods need translating): how it ended."""
+
+    def __init__(self, disconnect: Disconnect) -> None:
+        super().__init__(disconnect)
+        self.disconnect = disconnect
+
+
+class Translating:
+    """A base for a transport whose ``receive`` and ``send`` translate the server's: they
+    raise :class:`Gone`, which says how the connection ended."""
+
+    closed: tuple[type[Exception], ...] = (Gone,)
+
+    @staticmethod
+    def disconnect(exc: Exception) -> Disconnect:
+        assert isinstance(exc, Gone), exc
+        return exc.disconnect
+
+
 class Transport(Protocol):
     """What an adapter implements for one connection: translation, no decision.
 
-    One task at a time calls ``receive``. Two optional methods make ``broadcast`` cheaper
-    where the server allows: ``write_buffer_size() -> int``, the bytes waiting to be
-    written, so that a slow reader is found before sending to it; and ``send_now(data,
-    text) -> None``, which queues a message without waiting (skipping a connection that is
-    closing), so that a broadcast needs no task per connection.
+    ``receive`` and ``send`` are called for every message, so they may be the server's own
+    methods, called directly: once the connection is over they raise one of ``closed``,
+    and ``disconnect`` turns that exception into how the connection ended. One task at a
+    time calls ``receive``. Two optional methods make ``broadcast`` cheaper where the server
+    allows: ``write_buffer_size() -> int``, the bytes waiting to be written, so that a slow
+    reader is found before sending to it; and ``send_now(data, text) -> None``, which
+    queues a message without waiting (skipping a connection that is closing), so that a
+    broadcast needs no task per connection.
     """
 
-    async def receive(self) -> str | bytes | Disconnect:
-        """The next message, or once the connection is over, how it ended (a
-        :class:`~ws_close_policy.session.Disconnect`, returned again on later calls)."""
+    #: The exceptions ``receive`` and ``send`` raise once the connection is over.
+    closed: tuple[type[Exception], ...]
 
-    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
-        """Send one message (``text``: as a text frame): ``None`` once sent, or how the
-        connection ended if it is over."""
+    def receive(self) -> Awaitable[str | bytes]:
+        """The next message (a text frame's ``str``, a binary frame's ``bytes``); raises one
+        of ``closed`` once the connection is over, on every later call too."""
+
+    def send(self, data: str | bytes, *, text: bool) -> Awaitable[object]:
+        """Send one message (``text``: as a text frame, ``bytes`` included); raises one of
+        ``closed`` if the connection is over."""
+
+    def disconnect(self, exc: Exception) -> Disconnect:
+        """How the connection ended, from the exception ``receive`` or ``send`` raised."""
 
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame with ``code`` and ``reason`` (the server may wait for the
@@ -132,6 +162,9 @@ class PolicyConnection:
         if connections is not None:
             instance(connections, Connections, "connections")
         self._transport = transport
+        self._receive = transport.receive  # called for every message: looked up once
+        self._send = transport.send
+        self._gone = transport.closed
         self._accept = callable_or_none(accept, "accept")
         self._connections = connections
         self._observer = callable_or_none(observer, "observer")
@@ -199,21 +232,20 @@ class PolicyConnection:
     def __aiter__(self) -> PolicyConnection:
         return self
 
-    async def __anext__(self) -> Any:
-        message = await self._next()
-        if message is _END:
-            self._raise_failure()
-            raise StopAsyncIteration
-        return message
+    def __anext__(self) -> Coroutine[Any, Any, Any]:
+        # The reading coroutine itself, not a wrapper around it: this runs for every message.
+        self._sends_unread = 0
+        if self._reader is None:
+            return self._receive_one(ahead=False)
+        return self._from_inbox()
 
     async def receive(self) -> Any | None:
         """The next validated message, or ``None`` once the connection is closing or closed
         (an invalid message closes it with the profile's code)."""
-        message = await self._next()
-        if message is _END:
-            self._raise_failure()
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
             return None
-        return message
 
     async def send(self, message: object) -> None:
         """Send ``message`` through the policy: serialised once, measured, sent.
@@ -224,7 +256,7 @@ class PolicyConnection:
         peer left, or the policy closed it (this very send included).
         """
         result = self._session.send(message)
-        if isinstance(result, Send):
+        if type(result) is Send:
             if result.large:
                 logger.warning(
                     "websocket %s: large message, %d bytes",
@@ -234,7 +266,7 @@ class PolicyConnection:
                 )
             await self._write(result)
             return
-        if result is not None:
+        if isinstance(result, Close):
             await self._close_with(result)
         raise await self._closed()
 
@@ -324,38 +356,49 @@ class PolicyConnection:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _next(self) -> Any:
-        """The next accepted message, or ``_END``."""
-        self._sends_unread = 0
-        if self._reader is None:
-            return await self._receive_one()
+    async def _from_inbox(self) -> Any:
+        """The next message the read-ahead task accepted (``StopAsyncIteration`` at the
+        end)."""
         message = await self._inbox.get()
         if message is _END:
             self._inbox.put_nowait(_END)  # for every later read too
         self._room.set()
+        if message is _END:
+            self._stop()
         return message
 
-    async def _receive_one(self) -> Any:
-        """Read until a message is accepted (``_END`` once the connection is over); an
-        invalid one closes the connection with its code."""
+    async def _receive_one(self, *, ahead: bool) -> Any:
+        """Read until a message is accepted; an invalid one closes the connection with its
+        code. At the end: ``_END`` for the read-ahead task (``ahead``), else
+        ``StopAsyncIteration``."""
         session = self._session
         while session.state is State.OPEN:
-            item = await self._read()
-            if isinstance(item, Disconnect):
-                self._end(item)
-                return _END
-            result = session.receive(item)
-            if isinstance(result, Accept):
+            self._reading = asyncio.current_task()
+            try:
+                data = await self._receive()
+            except self._gone as exc:
+                self._end(self._transport.disconnect(exc))
+                break
+            finally:
+                self._reading = None
+            result = session.receive(data)
+            if type(result) is Accept:
                 return result.message
-            if result is not None:
+            if isinstance(result, Close):
                 await self._close_with(result)
-        await self._linger()
+        else:
+            await self._linger()
+        if not ahead:
+            self._stop()
         return _END
 
     async def _read(self) -> str | bytes | Disconnect:
+        """The next message as it came, or how the connection ended."""
         self._reading = asyncio.current_task()
         try:
-            return await self._transport.receive()
+            return await self._receive()
+        except self._gone as exc:
+            return self._transport.disconnect(exc)
         finally:
             self._reading = None
 
@@ -363,7 +406,7 @@ class PolicyConnection:
         """The app sends without reading: read for it, so that a peer that left shows up
         by the next send on every server (some report a departure only when read)."""
         try:
-            while (message := await self._receive_one()) is not _END:
+            while (message := await self._receive_one(ahead=True)) is not _END:
                 self._inbox.put_nowait(message)
                 while self._inbox.qsize() >= _INBOX and self._session.state is State.OPEN:
                     self._room.clear()
@@ -373,9 +416,12 @@ class PolicyConnection:
         finally:
             self._inbox.put_nowait(_END)
 
-    def _raise_failure(self) -> None:
+    def _stop(self) -> None:
+        """No more messages for the app: the failure of a task of ours, if any, is raised
+        in its task instead."""
         if self._failure is not None:
             raise self._failure
+        raise StopAsyncIteration
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -384,10 +430,11 @@ class PolicyConnection:
             self._sends_unread += 1
             if self._sends_unread > 1:  # sending without reading: watch for a departure
                 self._reader = asyncio.ensure_future(self._read_ahead())
-        gone = await self._transport.send(send.data, send.text)
-        if gone is not None:
-            self._end(gone)
-            raise await self._closed()
+        try:
+            await self._send(send.data, text=send.text)
+        except self._gone as exc:
+            self._end(self._transport.disconnect(exc))
+            raise await self._closed() from None
 
     async def _closed(self) -> Closed:
         """The exception for a connection that is over, once it is (a close under way in

@@ -21,7 +21,7 @@ from .._arguments import function, instance
 from ..lifecycle import Origin, Origins
 from ..policy import DEFAULT, Policy, server_max_size
 from ..session import Disconnect, Observer
-from ._connection import CLOSE_TIMEOUT, PolicyConnection
+from ._connection import CLOSE_TIMEOUT, Gone, PolicyConnection, Translating
 from ._connections import Connections, refusal_from
 
 __all__ = ["admit", "authenticate", "check_origin", "drain_on_shutdown", "guard", "websocket"]
@@ -30,12 +30,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Decorator = Callable[[Handler], Handler]
 
 
-class _AiohttpTransport:  # one WebSocketResponse; aiohttp answers a peer's close itself
+class _AiohttpTransport(Translating):
+    """One WebSocketResponse; aiohttp answers a peer's close itself."""
+
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws, self.request = ws, request
         self._gone: Disconnect | None = None
 
-    async def receive(self) -> str | bytes | Disconnect:
+    async def receive(self) -> str | bytes:
         if self._gone is None:
             message = await self.ws.receive()
             if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
@@ -46,17 +48,16 @@ class _AiohttpTransport:  # one WebSocketResponse; aiohttp answers a peer's clos
                 self._gone = Disconnect.from_frames(None, (message.data.code, ""))  # its own
             else:  # CLOSING (ours is under way), CLOSED or another ERROR: no frame from it
                 self._gone = Disconnect()
-        return self._gone
+        raise Gone(self._gone)
 
-    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
+    async def send(self, data: str | bytes, *, text: bool) -> None:
         try:
             if isinstance(data, str):
                 await self.ws.send_str(data)
             else:
                 await self.ws.send_frame(data, WSMsgType.TEXT if text else WSMsgType.BINARY)
         except OSError:  # "Cannot write to closing transport": the peer is gone
-            return Disconnect()
-        return None
+            raise Gone(Disconnect()) from None
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())

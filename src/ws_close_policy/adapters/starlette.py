@@ -29,7 +29,7 @@ from ..lifecycle import Origin, Origins, refusal_close
 from ..policy import DEFAULT, Policy
 from ..session import Disconnect, Observer
 from ._asgi import lifespan
-from ._connection import PolicyConnection
+from ._connection import Gone, PolicyConnection, Translating
 from ._connections import Connections, refusal_from
 
 __all__ = [
@@ -47,14 +47,14 @@ DENIAL_EXTENSION = "websocket.http.response"
 Fallback = Literal["accept_close", "close"]
 
 
-class _StarletteTransport:
+class _StarletteTransport(Translating):
     """One ASGI WebSocket. ASGI reports only a code for the end, never who sent it."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self._gone: Disconnect | None = None
 
-    async def receive(self) -> str | bytes | Disconnect:
+    async def receive(self) -> str | bytes:
         if self._gone is None:
             try:
                 message = await self.websocket.receive()
@@ -65,9 +65,9 @@ class _StarletteTransport:
                     text = message.get("text")
                     return text if text is not None else bytes(message.get("bytes") or b"")
                 self._gone = Disconnect.from_code(message.get("code"), message.get("reason", ""))
-        return self._gone
+        raise Gone(self._gone)
 
-    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
+    async def send(self, data: str | bytes, *, text: bool) -> None:
         message: dict[str, Any] = {"type": "websocket.send"}
         if text:  # ASGI carries text frames as str: orjson / msgspec output is decoded once
             message["text"] = data if isinstance(data, str) else data.decode()
@@ -76,10 +76,9 @@ class _StarletteTransport:
         try:
             await self.websocket.send(message)
         except WebSocketDisconnect as gone:
-            return Disconnect.from_code(gone.code, gone.reason)
+            raise Gone(Disconnect.from_code(gone.code, gone.reason)) from None
         except OSError:
-            return Disconnect()
-        return None
+            raise Gone(Disconnect()) from None
 
     async def close(self, code: int, reason: str) -> None:
         # Starlette documents no accessor: application_state is its own record of the state.

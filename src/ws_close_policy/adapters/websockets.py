@@ -66,23 +66,19 @@ __all__ = [
 
 
 class _WebsocketsTransport:
-    """A websockets connection; how it ended is read from ``ConnectionClosed``'s frames."""
+    """A websockets connection: its own ``recv`` and ``send``, called directly; how it
+    ended is read from ``ConnectionClosed``'s frames."""
+
+    closed: tuple[type[Exception], ...] = (ConnectionClosed,)
 
     def __init__(self, connection: ServerConnection | ClientConnection) -> None:
         self.connection = connection
+        self.receive = connection.recv
+        self.send = connection.send
 
-    async def receive(self) -> str | bytes | Disconnect:
-        try:
-            return await self.connection.recv()
-        except ConnectionClosed as closed:
-            return _disconnect(closed)
-
-    async def send(self, data: str | bytes, text: bool) -> Disconnect | None:
-        try:
-            await self.connection.send(data, text=text)
-        except ConnectionClosed as closed:
-            return _disconnect(closed)
-        return None
+    def disconnect(self, exc: Exception) -> Disconnect:
+        assert isinstance(exc, ConnectionClosed)
+        return Disconnect.from_frames(_frame(exc.rcvd), _frame(exc.sent), exc.rcvd_then_sent)
 
     async def close(self, code: int, reason: str) -> None:
         # It waits for the peer's close frame itself (close_timeout), dropping late messages.
@@ -98,10 +94,6 @@ class _WebsocketsTransport:
 
     def send_now(self, data: str | bytes, text: bool) -> None:
         broadcast((self.connection,), data, text=text)  # skips it once it is closing
-
-
-def _disconnect(closed: ConnectionClosed) -> Disconnect:
-    return Disconnect.from_frames(_frame(closed.rcvd), _frame(closed.sent), closed.rcvd_then_sent)
 
 
 def _frame(frame: Frame | None) -> tuple[int, str] | None:
