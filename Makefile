@@ -5,7 +5,7 @@
 #   make test-browser              the demo page in headless Chromium (installs Debian's chromium)
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
-#   make bench-instructions        instructions per call under callgrind (needs valgrind)
+#   make bench-instructions        instructions per call and per echo under callgrind (needs valgrind)
 #   make autobahn                  Autobahn|Testsuite: each adapter vs its bare server
 #   make dist                      the sdist and the wheel in dist/, checked by twine
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
@@ -64,6 +64,7 @@ bench: $(STAMP)
 
 bench-instructions: $(STAMP)
 	$(BIN)/python benchmarks/instructions.py
+	$(BIN)/python benchmarks/instructions_e2e.py
 
 # A short version of every benchmark (a minute or two), for a quick look.
 bench-quick: $(STAMP)

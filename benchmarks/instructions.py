@@ -2,7 +2,8 @@
 
 Run: make bench-instructions (or .venv/bin/python benchmarks/instructions.py [--calls N]
 [--only TEXT], TEXT picking the cases whose label contains it, e.g. "outbound"). Needs
-valgrind. The baselines are benchmarks/baselines.py, as in the timed benchmarks.
+valgrind. N calls at 200 B, a tenth at 8 KB, a 400th at 512 KB (at least 2). The
+baselines are benchmarks/baselines.py, as in the timed benchmarks.
 
 Unlike the timed benchmarks, the counts do not depend on what else the machine is doing:
 the same process gives the same count every time, and ratios agree to about 2% between
@@ -30,21 +31,35 @@ from baselines import hand_inbound, hand_outbound
 from inbound import batch, progress
 
 CODECS = ("json", "orjson", "msgspec")
-SIZES = ("200 B", "8 KB")
+SIZES = ("200 B", "8 KB", "512 KB")
+# Calls per case are divided by this, so that a large message costs minutes, not hours.
+FEWER = {"200 B": 1, "8 KB": 10, "512 KB": 400}
+TARGETS = {  # (direction, size, codec) -> the issue's bound on the ratio
+    ("inbound", "200 B", "json"): 1.10,
+    **{("inbound", size, "json"): 1.20 for size in ("8 KB", "512 KB")},
+    **{("inbound", size, c): 1.30 for size in ("8 KB", "512 KB") for c in CODECS[1:]},
+    **{("outbound", size, "json"): 1.10 for size in SIZES},
+    **{("outbound", size, c): 1.10 for size in ("8 KB", "512 KB") for c in CODECS[1:]},
+}
 
 
 def _texts() -> dict[str, str]:
-    return {"200 B": json.dumps(progress(1), separators=(",", ":")), "8 KB": batch(8_000)}
+    return {
+        "200 B": json.dumps(progress(1), separators=(",", ":")),
+        "8 KB": batch(8_000),
+        "512 KB": batch(512_000),
+    }
 
 
-def _pairs() -> list[tuple[str, str, str]]:
-    """(label, baseline, candidate): names of entries in _calls()."""
+def _pairs() -> list[tuple[str, str, str, str, float | None]]:
+    """(label, baseline, candidate, size, target): names of entries in _calls()."""
     pairs = []
     for direction in ("inbound", "outbound"):
         for size in SIZES:
             for codec in CODECS:
                 label = f"{size} {codec}: decide_{direction} / by hand"
-                pairs.append((label, f"hand {direction} {codec} {size}", label))
+                target = TARGETS.get((direction, size, codec))
+                pairs.append((label, f"hand {direction} {codec} {size}", label, size, target))
     return pairs
 
 
@@ -101,12 +116,17 @@ def main() -> int:
     only = _option("--only", "")
     print(f"# CPython {sys.version.split()[0]}")
     print(f"# instructions per call (callgrind, {calls} calls, PYTHONHASHSEED=0)")
-    print(f"{'case':44} {'by hand':>10} {'decision':>10} {'ratio':>7}")
+    print(f"{'case':44} {'by hand':>12} {'decision':>12} {'ratio':>7}  target")
     start_up = _instructions("hand inbound json 200 B", 0)
-    for label, baseline, candidate in [pair for pair in _pairs() if only in pair[0]]:
-        base = (_instructions(baseline, calls) - start_up) / calls
-        cand = (_instructions(candidate, calls) - start_up) / calls
-        print(f"{label:44} {base:10,.0f} {cand:10,.0f} {cand / base:7.3f}", flush=True)
+    for label, baseline, candidate, size, target in [p for p in _pairs() if only in p[0]]:
+        n = max(2, calls // FEWER[size])
+        base = (_instructions(baseline, n) - start_up) / n
+        cand = (_instructions(candidate, n) - start_up) / n
+        ratio = cand / base
+        verdict = (
+            "" if target is None else f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"
+        )
+        print(f"{label:44} {base:12,.0f} {cand:12,.0f} {ratio:7.3f}  {verdict}", flush=True)
     return 0
 
 

@@ -74,8 +74,9 @@ def _outside_strings(skeleton: bytes) -> bytes:
     # A string without brackets is '""'. Counting '""' from the left pairs each empty
     # string's quotes until the first string holding a bracket, whose opening quote is
     # then left unpaired: so the counts agree exactly when no string holds a bracket.
-    if skeleton.count(b'""') * 2 == skeleton.count(b'"'):
-        return skeleton.translate(None, b'"')
+    brackets = skeleton.translate(None, b'"')
+    if skeleton.count(b'""') * 2 == len(skeleton) - len(brackets):  # the quotes, all paired
+        return brackets
     return b"".join(skeleton.split(b'"')[::2])  # the parts between strings
 
 

@@ -52,7 +52,10 @@ def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
         # ASCII text (what the json codec writes) and bytes are measured by their length.
         size = len(data) if type(data) is bytes or data.isascii() else _measured(data)
         if size <= rules.max_bytes:
-            return _send(data, size, text, size > rules.warn_bytes)
+            try:  # in line, as every message takes this step: see _send
+                return Send(data, size, text, size > rules.warn_bytes)
+            except ValueError as exc:
+                raise _Refused(Violation.INTERNAL, f"cannot send: {exc}") from None
         return _degraded(message, size, rules)
     except _Refused as refused:
         return policy.profile.close_for_violation(refused.violation, refused.detail)

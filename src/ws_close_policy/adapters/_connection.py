@@ -28,6 +28,7 @@ from ._connections import Connections
 from ._logs import log_close
 
 logger = logging.getLogger("ws_close_policy")
+_OPEN = State.OPEN  # a constant: enum members are slow to look up on CPython 3.11
 
 #: After sending a close frame, how long to wait for the peer's, reading meanwhile (seconds) ...
 CLOSE_TIMEOUT: Final = 5.0
@@ -100,11 +101,12 @@ class Transport(Protocol):
     ``receive`` and ``send`` are called for every message, so they may be the server's own
     methods, called directly: once the connection is over they raise one of ``closed``,
     and ``disconnect`` turns that exception into how the connection ended. One task at a
-    time calls ``receive``. Two optional methods make ``broadcast`` cheaper where the server
+    time calls ``receive``. Two optional members make ``broadcast`` cheaper where the server
     allows: ``write_buffer_size() -> int``, the bytes waiting to be written, so that a slow
-    reader is found before sending to it; and ``send_now(data, text) -> None``, which
-    queues a message without waiting (skipping a connection that is closing), so that a
-    broadcast needs no task per connection.
+    reader is found before sending to it; and a static method ``send_many(transports,
+    data, text) -> None``, which queues one message on many transports of its class without
+    waiting (skipping those closing), so that a broadcast needs no task, and no call, per
+    connection.
     """
 
     #: The exceptions ``receive`` and ``send`` raise once the connection is over.
@@ -128,6 +130,10 @@ class Transport(Protocol):
 
     def remote(self) -> str | None:
         """The peer's address, ``"host:port"``, for the logs; ``None`` if unknown."""
+
+
+#: A transport class's optional ``send_many(transports, data, text)``.
+SendMany = Callable[[list[Any], str | bytes, bool], None]
 
 
 class PolicyConnection:
@@ -165,6 +171,9 @@ class PolicyConnection:
         self._receive = transport.receive  # called for every message: looked up once
         self._send = transport.send
         self._gone = transport.closed
+        # For Connections.broadcast: a slow reader's backlog, a batch send (optional).
+        self._backlog: Callable[[], int] | None = getattr(transport, "write_buffer_size", None)
+        self._send_many: SendMany | None = getattr(type(transport), "send_many", None)
         self._accept = callable_or_none(accept, "accept")
         self._connections = connections
         self._observer = callable_or_none(observer, "observer")
@@ -283,17 +292,6 @@ class PolicyConnection:
             await self._close_with(result)
         raise await self._closed()
 
-    def _forward_now(self, send: Send) -> bool | None:
-        """``forward`` without waiting, for a broadcast, where the transport can queue a
-        message (``send_now``): whether it was queued; ``None`` when the transport cannot."""
-        send_now = getattr(self._transport, "send_now", None)
-        if send_now is None:
-            return None
-        if self._session.forward(send) is None:  # closing: nothing may be sent
-            return False
-        send_now(send.data, send.text)
-        return True
-
     def run(self, producer: Coroutine[Any, Any, Outcome | int | None]) -> PolicyConnection:
         """Run ``producer`` (a job pushing messages) in a task of its own while this task
         reads the client's messages; iterate the result for them::
@@ -347,7 +345,7 @@ class PolicyConnection:
     @property
     def is_open(self) -> bool:
         """Whether the connection is open: no close decided or under way, not over."""
-        return self._session.state is State.OPEN
+        return self._session.state is _OPEN
 
     @property
     def close_event(self) -> CloseEvent | None:
@@ -372,7 +370,7 @@ class PolicyConnection:
         code. At the end: ``_END`` for the read-ahead task (``ahead``), else
         ``StopAsyncIteration``."""
         session = self._session
-        while session.state is State.OPEN:
+        while session.state is _OPEN:
             self._reading = asyncio.current_task()
             try:
                 data = await self._receive()
@@ -408,7 +406,7 @@ class PolicyConnection:
         try:
             while (message := await self._receive_one(ahead=True)) is not _END:
                 self._inbox.put_nowait(message)
-                while self._inbox.qsize() >= _INBOX and self._session.state is State.OPEN:
+                while self._inbox.qsize() >= _INBOX and self._session.state is _OPEN:
                     self._room.clear()
                     await self._room.wait()  # the app reads slower than the peer sends
         except Exception as exc:  # the transport failed: as if the handler had

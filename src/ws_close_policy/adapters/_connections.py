@@ -26,11 +26,13 @@ from .._outbound import decide_outbound
 from ..lifecycle import admission, drain_delays
 from ..metrics import Metrics
 from ..policy import DEFAULT, Policy
+from ..session import Session, State
 
 if TYPE_CHECKING:
-    from ._connection import PolicyConnection
+    from ._connection import PolicyConnection, SendMany
 
 logger = logging.getLogger("ws_close_policy")
+_OPEN = State.OPEN  # a constant: enum members are slow to look up on CPython 3.11
 
 T = TypeVar("T")
 
@@ -173,18 +175,31 @@ class Connections:
         ``Outcome.OVERLOADED`` (1013, "try again later") in the background.
         """
         decided = decide_outbound(message, self.policy)
-        targets = [c for c in (self._open if to is None else to) if c.is_open]
+        # Passes over the connections without a call each, where the server allows: this
+        # runs for every connection of every broadcast.
+        limit = self.max_buffer
+        pool = self._open if to is None else to
+        targets = [c for c in pool if c._session.state is _OPEN]
         if isinstance(decided, Close):
             await asyncio.gather(*(c.forward(decided) for c in targets), return_exceptions=True)
             return 0
-        slow, later, sent = [], [], 0
+        slow: list[PolicyConnection] = []
+        later: list[PolicyConnection] = []  # their transport cannot queue: a task each
+        batches: dict[SendMany, list[PolicyConnection]] = {}  # one class, as a rule
         for connection in targets:
-            if _buffered(connection) > self.max_buffer:
+            backlog = connection._backlog
+            if backlog is not None and backlog() > limit:
                 slow.append(connection)
-            elif (queued := connection._forward_now(decided)) is None:
-                later.append(connection)  # its transport has no send_now: a task each
+            elif (send_many := connection._send_many) is None:
+                later.append(connection)
+            elif (batch := batches.get(send_many)) is not None:
+                batch.append(connection)
             else:
-                sent += queued
+                batches[send_many] = [connection]
+        sent = 0
+        for send_many, batch in batches.items():
+            sent += Session.forward_many([c._session for c in batch], decided)
+            send_many([c._transport for c in batch], decided.data, decided.text)
         sends = {asyncio.ensure_future(c.forward(decided)): c for c in later}
         if sends:
             done, pending = await asyncio.wait(sends, timeout=self.slow_after)
@@ -232,12 +247,6 @@ class Connections:
         self._tasks.discard(task)
         if not task.cancelled() and (failure := task.exception()) is not None:
             logger.error("websocket background task failed", exc_info=failure)
-
-
-def _buffered(connection: PolicyConnection) -> int:
-    """The bytes waiting to be written, where the transport can say (else 0)."""
-    size = getattr(connection._transport, "write_buffer_size", None)
-    return 0 if size is None else int(size())
 
 
 async def refusal_from(

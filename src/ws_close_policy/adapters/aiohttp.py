@@ -30,9 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Decorator = Callable[[Handler], Handler]
 
 
-class _AiohttpTransport(Translating):
-    """One WebSocketResponse; aiohttp answers a peer's close itself."""
-
+class _AiohttpTransport(Translating):  # one WebSocketResponse; it answers a peer's close
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws, self.request = ws, request
         self._gone: Disconnect | None = None

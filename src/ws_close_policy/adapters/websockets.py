@@ -75,6 +75,8 @@ class _WebsocketsTransport:
         self.connection = connection
         self.receive = connection.recv
         self.send = connection.send
+        # websockets documents no accessor for its write buffer: its asyncio transport's.
+        self.write_buffer_size = connection.transport.get_write_buffer_size
 
     def disconnect(self, exc: Exception) -> Disconnect:
         assert isinstance(exc, ConnectionClosed)
@@ -88,12 +90,10 @@ class _WebsocketsTransport:
         address = self.connection.remote_address
         return None if not address else f"{address[0]}:{address[1]}"
 
-    def write_buffer_size(self) -> int:
-        # websockets documents no accessor: its connection's asyncio transport says.
-        return int(self.connection.transport.get_write_buffer_size())
-
-    def send_now(self, data: str | bytes, text: bool) -> None:
-        broadcast((self.connection,), data, text=text)  # skips it once it is closing
+    @staticmethod
+    def send_many(transports: list[_WebsocketsTransport], data: str | bytes, text: bool) -> None:
+        # One websockets.broadcast: it skips the connections that are closing.
+        broadcast([t.connection for t in transports], data, text=text)
 
 
 def _frame(frame: Frame | None) -> tuple[int, str] | None:
