@@ -11,9 +11,10 @@ environments (the heap's layout moves a little of the allocator's work). They do
 memory stalls or branch mispredictions, so a ratio here can be lower than the timed one;
 the two together show whether extra time is extra work.
 
-Each case runs in its own process under callgrind making N calls (the garbage collector
-off, as timeit runs); one more process makes none. The difference divided by N is the cost
-of one call: interpreter start-up and imports cancel out.
+Each case runs in its own process under callgrind making N calls after one warm-up call
+(the garbage collector off, as timeit runs); the same process with no call after the
+warm-up is subtracted. The difference divided by N is the cost of one call: interpreter
+start-up, imports and one-time costs of a first call (memory arenas, caches) cancel out.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ TARGETS = {  # (direction, size, codec) -> the issue's bound on the ratio
 }
 
 
-def _texts() -> dict[str, str]:
+def _texts() -> dict[str, Callable[[], str]]:
     return {
-        "200 B": json.dumps(progress(1), separators=(",", ":")),
-        "8 KB": batch(8_000),
-        "512 KB": batch(512_000),
+        "200 B": lambda: json.dumps(progress(1), separators=(",", ":")),
+        "8 KB": lambda: batch(8_000),
+        "512 KB": lambda: batch(512_000),
     }
 
 
@@ -63,36 +64,39 @@ def _pairs() -> list[tuple[str, str, str, str, float | None]]:
     return pairs
 
 
-def _calls() -> dict[str, Callable[[], object]]:
+def _calls(size: str) -> dict[str, Callable[[], object]]:
+    """The cases of one size: a child builds only its own size's text, so that start-up
+    (subtracted) stays small and the same in every child."""
     from ws_close_policy import InboundPolicy, OutboundPolicy, Policy
     from ws_close_policy import decide_inbound as inbound
     from ws_close_policy import decide_outbound as outbound
 
     calls: dict[str, Callable[[], object]] = {}
-    for size, text in _texts().items():
-        message = json.loads(text)
-        for codec in CODECS:
-            policy = Policy(InboundPolicy(codec=codec), OutboundPolicy(codec=codec))
-            receive, send = hand_inbound(codec), hand_outbound(codec)
-            calls[f"hand inbound {codec} {size}"] = lambda r=receive, t=text: r(t)
-            calls[f"hand outbound {codec} {size}"] = lambda s=send, m=message: s(m)
-            by = f"{size} {codec}: decide_"
-            calls[f"{by}inbound / by hand"] = lambda p=policy, t=text: inbound(t, p)
-            calls[f"{by}outbound / by hand"] = lambda p=policy, m=message: outbound(m, p)
+    text = _texts()[size]()
+    message = json.loads(text)
+    for codec in CODECS:
+        policy = Policy(InboundPolicy(codec=codec), OutboundPolicy(codec=codec))
+        receive, send = hand_inbound(codec), hand_outbound(codec)
+        calls[f"hand inbound {codec} {size}"] = lambda r=receive, t=text: r(t)
+        calls[f"hand outbound {codec} {size}"] = lambda s=send, m=message: s(m)
+        by = f"{size} {codec}: decide_"
+        calls[f"{by}inbound / by hand"] = lambda p=policy, t=text: inbound(t, p)
+        calls[f"{by}outbound / by hand"] = lambda p=policy, m=message: outbound(m, p)
     return calls
 
 
-def _child(name: str, calls: int) -> None:
-    call = _calls()[name]
+def _child(size: str, name: str, calls: int) -> None:
+    call = _calls(size)[name]
+    call()  # warm-up: one-time costs (arenas, caches) are not the call's
     gc.disable()
     for _ in range(calls):
         call()
 
 
-def _instructions(name: str, calls: int) -> int:
+def _instructions(size: str, name: str, calls: int) -> int:
     """Instructions callgrind counts for a whole child process making ``calls`` calls."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, __file__, "--child", name, str(calls)]
+    command += [sys.executable, __file__, "--child", size, name, str(calls)]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -101,13 +105,19 @@ def _instructions(name: str, calls: int) -> int:
     return int(found.group(1))
 
 
+def _per_call(size: str, name: str, calls: int) -> float:
+    """One call's instructions: the same child with ``calls`` calls and with none (each
+    after one warm-up call), so that start-up and imports cancel out."""
+    return (_instructions(size, name, calls) - _instructions(size, name, 0)) / calls
+
+
 def _option(name: str, default: str) -> str:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
-        _child(sys.argv[2], int(sys.argv[3]))
+        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
@@ -117,11 +127,9 @@ def main() -> int:
     print(f"# CPython {sys.version.split()[0]}")
     print(f"# instructions per call (callgrind, {calls} calls, PYTHONHASHSEED=0)")
     print(f"{'case':44} {'by hand':>12} {'decision':>12} {'ratio':>7}  target")
-    start_up = _instructions("hand inbound json 200 B", 0)
     for label, baseline, candidate, size, target in [p for p in _pairs() if only in p[0]]:
         n = max(2, calls // FEWER[size])
-        base = (_instructions(baseline, n) - start_up) / n
-        cand = (_instructions(candidate, n) - start_up) / n
+        base, cand = _per_call(size, baseline, n), _per_call(size, candidate, n)
         ratio = cand / base
         verdict = (
             "" if target is None else f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"

@@ -23,7 +23,7 @@ from ws_close_policy import (
     Session,
     Violation,
 )
-from ws_close_policy.codes import CODE_CLASSES, LABELS, close_label, is_sendable
+from ws_close_policy.codes import CODE_CLASSES, LABELS, CloseCode, close_label, is_sendable
 from ws_close_policy.metrics import CloseCounter, close_labels
 from ws_close_policy.session import Disconnect, State
 
@@ -430,3 +430,13 @@ def test_what_the_transport_says_after_our_close_changes_nothing(
     (event,) = events
     assert (event.code, event.reason, event.closed_by) == (close.code, close.reason, "local")
     assert event.inferred is False
+
+
+@pytest.mark.parametrize("code", [CloseCode.MESSAGE_TOO_BIG, CloseCode.TRY_AGAIN_LATER])
+def test_from_code_gives_a_plain_int_whatever_the_server_passed(code: CloseCode) -> None:
+    # uvicorn reports its own 1009 as an IntEnum member; every event carries a plain int.
+    ended = Disconnect.from_code(code, "")
+    assert type(ended.code) is int
+    session, events, _ = _session()
+    session.ended(ended)
+    assert type(events[0].code) is int

@@ -140,8 +140,8 @@ class Send(_SendFields):
             if text and not data.isascii():
                 _require_utf8(data)
             actual = len(data)
-        else:
-            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        else:  # a subclass of either too: what goes on the wire is the plain type
+            raise TypeError(f"data must be exactly str or bytes, not {type(data).__name__}")
         if size != actual:
             raise ValueError(f"size must be the data's length in bytes ({actual}), got {size}")
         return tuple.__new__(cls, (data, size, text, large, degraded))

@@ -54,8 +54,8 @@ def nests_deeper_than(text: str | bytes, limit: int) -> bool:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = _outside_strings(raw.translate(_BRACKETS, _NOT_SYNTAX))
     passes = min(limit, _PASSES)
-    for _ in range(passes):
-        if not brackets:
+    for done in range(passes):
+        if len(brackets) <= 2 * (limit - done):  # too few brackets left to go deeper
             return False
         brackets = brackets.replace(b"()", b"")  # one level less, everywhere
     if not brackets or passes == limit:

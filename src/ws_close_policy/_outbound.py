@@ -45,8 +45,14 @@ def decide_outbound(message: Any, policy: Policy = DEFAULT) -> Send | Close:
         instance(policy, Policy, "policy")
     rules = policy.outbound
     try:
-        if type(message) is dict:  # the usual message: neither text nor bytes
-            data, text = _encoded(message, rules), True
+        if type(message) is dict:  # the usual message: the codec's, in line
+            try:
+                data = rules.encoder.encode(message)
+            except Exception as exc:
+                raise _unserialisable(exc) from None
+            text = True
+            if type(data) is not str and type(data) is not bytes:
+                data = _codec_output(data, rules)
         else:
             data, text = _serialised(message, rules)
         # ASCII text (what the json codec writes) and bytes are measured by their length.
@@ -77,16 +83,23 @@ _BINARY = (bytes, bytearray, memoryview)
 def _encoded(message: Any, rules: OutboundPolicy) -> str | bytes:
     """``message`` serialised by the policy's codec."""
     try:
-        data: object = rules.encoder.encode(message)
-    except Exception as exc:  # unknown types, NaN, cycles (RecursionError) ...
-        detail = f"cannot serialise: {type(exc).__name__}: {exc}"
-        raise _Refused(Violation.INTERNAL, detail) from None
-    if type(data) is str or type(data) is bytes:
-        return data
-    if isinstance(data, str | bytes):  # a custom codec's subclass: sent as the plain type
+        data = rules.encoder.encode(message)
+    except Exception as exc:
+        raise _unserialisable(exc) from None
+    return data if type(data) is str or type(data) is bytes else _codec_output(data, rules)
+
+
+def _unserialisable(exc: Exception) -> _Refused:  # unknown types, NaN, cycles ...
+    return _Refused(Violation.INTERNAL, f"cannot serialise: {type(exc).__name__}: {exc}")
+
+
+def _codec_output(data: object, rules: OutboundPolicy) -> str | bytes:
+    """A custom codec's ``str`` or ``bytes`` subclass as the plain type; anything else is
+    its mistake."""
+    if isinstance(data, str | bytes):
         return str(data) if isinstance(data, str) else bytes(data)
     detail = f"codec {rules.encoder.name!r} returned {type(data).__name__}, not str or bytes"
-    raise _Refused(Violation.INTERNAL, detail)  # a custom codec's mistake
+    raise _Refused(Violation.INTERNAL, detail)
 
 
 def _send(data: str | bytes, size: int, text: bool, large: bool, degraded: bool = False) -> Send:

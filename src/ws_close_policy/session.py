@@ -100,6 +100,7 @@ class Disconnect:
         close, any other the peer's. Always ``inferred``."""
         if not isinstance(code, int) or code == _ABNORMAL:
             return cls(inferred=True)
+        code = int(code)  # a plain int, as from_frames gives, whatever IntEnum a server used
         if code == _NO_STATUS:
             return cls("peer", code, "", inferred=True)
         info = code_info(code)

@@ -99,9 +99,15 @@ class Transport(Protocol):
     """What an adapter implements for one connection: translation, no decision.
 
     ``receive`` and ``send`` are called for every message, so they may be the server's own
-    methods, called directly: once the connection is over they raise one of ``closed``,
-    and ``disconnect`` turns that exception into how the connection ended. One task at a
-    time calls ``receive``. Two optional members make ``broadcast`` cheaper where the server
+    methods, called directly: once the connection is over they raise one of ``closed`` (a
+    class attribute, a tuple of exception types), and ``disconnect`` turns that exception
+    into how the connection ended: :meth:`Disconnect.from_frames` where the server reports
+    the close frames (``sent`` is a frame the server sent by itself, never one this
+    library asked for with ``close``; the session knows those), :meth:`Disconnect.from_code`
+    where it reports a code. ``receive``, ``send`` and ``close`` are coroutines. One task at
+    a time calls ``receive``. A transport whose ``send`` cannot tell that the peer left
+    learns it from the read-ahead task that starts at the second send without a read: the
+    third send then raises :class:`Closed`. Two optional members make ``broadcast`` cheaper where the server
     allows: ``write_buffer_size() -> int``, the bytes waiting to be written, so that a slow
     reader is found before sending to it; and a static method ``send_many(transports,
     data, text) -> None``, which queues one message on many transports of its class without
@@ -273,7 +279,13 @@ class PolicyConnection:
                     result.size,
                     extra={"ws_connection": self.id, "ws_bytes": result.size},
                 )
-            await self._write(result)
+            # _write in line: every message takes this path, and a coroutine less counts.
+            if self._reader is None and self._reading is None:
+                self._sent_unread()
+            try:
+                await self._send(result.data, text=result.text)
+            except self._gone as exc:
+                raise await self._gone_while_sending(exc) from None
             return
         if isinstance(result, Close):
             await self._close_with(result)
@@ -425,14 +437,22 @@ class PolicyConnection:
 
     async def _write(self, send: Send) -> None:
         if self._reader is None and self._reading is None:
-            self._sends_unread += 1
-            if self._sends_unread > 1:  # sending without reading: watch for a departure
-                self._reader = asyncio.ensure_future(self._read_ahead())
+            self._sent_unread()
         try:
             await self._send(send.data, text=send.text)
         except self._gone as exc:
-            self._end(self._transport.disconnect(exc))
-            raise await self._closed() from None
+            raise await self._gone_while_sending(exc) from None
+
+    def _sent_unread(self) -> None:
+        """A send while nobody reads: from the second in a row, read ahead, so that a peer
+        that left is noticed (some servers report a departure only when read)."""
+        self._sends_unread += 1
+        if self._sends_unread > 1:
+            self._reader = asyncio.ensure_future(self._read_ahead())
+
+    async def _gone_while_sending(self, exc: Exception) -> Closed:
+        self._end(self._transport.disconnect(exc))
+        return await self._closed()
 
     async def _closed(self) -> Closed:
         """The exception for a connection that is over, once it is (a close under way in

@@ -68,11 +68,13 @@ class _StarletteTransport(Translating):
         raise Gone(self._gone)
 
     async def send(self, data: str | bytes, *, text: bool) -> None:
-        message: dict[str, Any] = {"type": "websocket.send"}
+        message: dict[str, Any]
         if text:  # ASGI carries text frames as str: orjson / msgspec output is decoded once
-            message["text"] = data if isinstance(data, str) else data.decode()
+            text_data = data if isinstance(data, str) else data.decode()
+            message = {"type": "websocket.send", "text": text_data}
         else:
-            message["bytes"] = data.encode() if isinstance(data, str) else data
+            binary = data.encode() if isinstance(data, str) else data
+            message = {"type": "websocket.send", "bytes": binary}
         try:
             await self.websocket.send(message)
         except WebSocketDisconnect as gone:
