@@ -107,8 +107,10 @@ class Transport(Protocol):
     where it reports a code. ``receive``, ``send`` and ``close`` are coroutines. One task at
     a time calls ``receive``. A transport whose ``send`` cannot tell that the peer left
     learns it from the read-ahead task that starts at the second send without a read: the
-    third send then raises :class:`Closed`. Two optional members make ``broadcast`` cheaper where the server
-    allows: ``write_buffer_size() -> int``, the bytes waiting to be written, so that a slow
+    third send then raises :class:`Closed`.
+
+    Two optional members make ``broadcast`` cheaper where the server allows:
+    ``write_buffer_size() -> int``, the bytes waiting to be written, so that a slow
     reader is found before sending to it; and a static method ``send_many(transports,
     data, text) -> None``, which queues one message on many transports of its class without
     waiting (skipping those closing), so that a broadcast needs no task, and no call, per
