@@ -58,7 +58,9 @@ async def serve_websockets(mode: str, sock: socket.socket) -> None:
 
     handler = bare if mode.startswith("bare") else with_guard
     options = serve_options(pol) if mode.startswith("guard") else {}
-    async with serve(handler, sock=sock, compression=None, **options):
+    # No keepalive pings, on either side of a comparison: one landing in a measurement
+    # window would count 1,000 pings as the broadcast's work.
+    async with serve(handler, sock=sock, compression=None, ping_interval=None, **options):
         print(sock.getsockname()[1], flush=True)
         await asyncio.Future()
 
@@ -112,7 +114,8 @@ async def serve_fanout(sock: socket.socket) -> None:
         finally:
             plain.remove(ws)
 
-    async with serve(handler, sock=sock, compression=None, **serve_options(pol)):
+    options = serve_options(pol)
+    async with serve(handler, sock=sock, compression=None, ping_interval=None, **options):
         print(sock.getsockname()[1], flush=True)
         await asyncio.Future()
 
@@ -148,18 +151,21 @@ def starlette_app(mode: str) -> Any:
     return Starlette(routes=[WebSocketRoute("/", endpoint)])
 
 
-async def serve_starlette(mode: str, sock: socket.socket) -> None:
+def serve_starlette(mode: str, sock: socket.socket) -> None:
+    """As ``uvicorn app:app`` runs it: on uvloop and httptools when installed. (Inside
+    ``asyncio.run`` uvicorn keeps the default loop, whose 256 KiB read buffers cost the
+    guarded server an mmap, mremap and munmap per message: a benchmark artefact.)"""
     import uvicorn
 
     config = uvicorn.Config(
-        starlette_app(mode), lifespan="off", log_level="warning", ws_per_message_deflate=False
+        starlette_app(mode),
+        lifespan="off",
+        log_level="warning",
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    print(sock.getsockname()[1], flush=True)
-    await task
+    print(sock.getsockname()[1], flush=True)  # listening: clients wait in the backlog
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def main() -> None:
@@ -168,8 +174,10 @@ def main() -> None:
     if mode == "fanout":
         asyncio.run(serve_fanout(sock))
         return
-    runner = serve_websockets if "websockets" in mode else serve_starlette
-    asyncio.run(runner(mode, sock))
+    if "websockets" in mode:
+        asyncio.run(serve_websockets(mode, sock))
+    else:
+        serve_starlette(mode, sock)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ def _row(label: str, bare: list[float], guarded: list[float], target: float | No
     ratio = cand / base
     verdict = "" if target is None else f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"
     spread = _spread([g / b for b, g in zip(bare, guarded, strict=False)])
-    print(f"{label:46} {base:10,.0f} {cand:10,.0f} {ratio:7.3f} {spread:>7}  {verdict}")
+    print(f"{label:62} {base:10,.0f} {cand:10,.0f} {ratio:7.3f} {spread:>7}  {verdict}")
 
 
 def _option(name: str, default: str) -> str:
@@ -213,7 +213,7 @@ def main() -> int:
     repeats = int(_option("--repeats", "3"))
     print(f"# CPython {sys.version.split()[0]}; server instructions under callgrind")
     print(f"# {ECHOES} echoes of {len(MESSAGE)} B a measurement, {repeats} measurements")
-    print(f"{'case':46} {'bare':>10} {'guarded':>10} {'ratio':>7} {'spread':>7}")
+    print(f"{'case':62} {'bare':>10} {'guarded':>10} {'ratio':>7} {'spread':>7}")
     with tempfile.TemporaryDirectory() as directory:
         bare_figures: dict[str, dict[int, list[float]]] = {}
         for bare, guarded in PAIRS:

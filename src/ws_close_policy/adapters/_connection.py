@@ -144,6 +144,15 @@ class Transport(Protocol):
 SendMany = Callable[[list[Any], str | bytes, bool], None]
 
 
+class _Inbox:
+    """What the read-ahead task accepted, for the app to take, and when there is room for
+    more. Made only for an app that needs it: a queue and an event cost ~3 KiB."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[Any] = asyncio.Queue()
+        self.room = asyncio.Event()  # the app took a message from a full inbox
+
+
 class PolicyConnection:
     """A connection whose every message and close goes through the policy.
 
@@ -186,14 +195,14 @@ class PolicyConnection:
         self._connections = connections
         self._observer = callable_or_none(observer, "observer")
         self._session = Session(policy, clock=time.monotonic, observer=self._on_event)
-        self._done = asyncio.Event()  # set once the connection is over
+        self._over = False  # the connection is over (its CloseEvent exists)
+        self._ended: asyncio.Event | None = None  # made for a task that waits for the end
         self._deadline = 0.0  # when a close under way stops waiting for the peer's
         self._reading: asyncio.Task[Any] | None = None  # the task in transport.receive()
         self._interrupted = False  # we cancelled that task: the server refused our close
         self._sends_unread = 0  # sends since the app last read
         self._reader: asyncio.Task[None] | None = None  # reads ahead, into _inbox
-        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._room = asyncio.Event()  # the app took a message from a full inbox
+        self._inbox: _Inbox | None = None  # made with the read-ahead task
         self._producer: asyncio.Task[None] | None = None
         self._failure: Exception | None = None  # the producer's, raised in the app's task
         self._refused: Exception | None = None  # why the server would not send our close
@@ -329,12 +338,12 @@ class PolicyConnection:
             raise RuntimeError("a producer is already running on this connection")
         if not inspect.iscoroutine(producer):
             raise TypeError(f"producer must be a coroutine, not {type(producer).__name__}")
-        if self._done.is_set():  # over already (say, refused on entry): nothing to produce
+        if self._over:  # over already (say, refused on entry): nothing to produce
             producer.close()
             return self
         self._producer = asyncio.ensure_future(self._produce(producer))
         if self._reader is None:  # read in a task of ours, which an end can always stop
-            self._reader = asyncio.ensure_future(self._read_ahead())
+            self._start_read_ahead()
         return self
 
     # --- closing ---------------------------------------------------------------------------
@@ -371,10 +380,12 @@ class PolicyConnection:
     async def _from_inbox(self) -> Any:
         """The next message the read-ahead task accepted (``StopAsyncIteration`` at the
         end)."""
-        message = await self._inbox.get()
+        inbox = self._inbox
+        assert inbox is not None  # made with the reader
+        message = await inbox.messages.get()
         if message is _END:
-            self._inbox.put_nowait(_END)  # for every later read too
-        self._room.set()
+            inbox.messages.put_nowait(_END)  # for every later read too
+        inbox.room.set()
         if message is _END:
             self._stop()
         return message
@@ -417,16 +428,18 @@ class PolicyConnection:
     async def _read_ahead(self) -> None:
         """The app sends without reading: read for it, so that a peer that left shows up
         by the next send on every server (some report a departure only when read)."""
+        inbox = self._inbox
+        assert inbox is not None  # made with this task
         try:
             while (message := await self._receive_one(ahead=True)) is not _END:
-                self._inbox.put_nowait(message)
-                while self._inbox.qsize() >= _INBOX and self._session.state is _OPEN:
-                    self._room.clear()
-                    await self._room.wait()  # the app reads slower than the peer sends
+                inbox.messages.put_nowait(message)
+                while inbox.messages.qsize() >= _INBOX and self._session.state is _OPEN:
+                    inbox.room.clear()
+                    await inbox.room.wait()  # the app reads slower than the peer sends
         except Exception as exc:  # the transport failed: as if the handler had
             await self._fail(exc)
         finally:
-            self._inbox.put_nowait(_END)
+            inbox.messages.put_nowait(_END)
 
     def _stop(self) -> None:
         """No more messages for the app: the failure of a task of ours, if any, is raised
@@ -450,7 +463,11 @@ class PolicyConnection:
         that left is noticed (some servers report a departure only when read)."""
         self._sends_unread += 1
         if self._sends_unread > 1:
-            self._reader = asyncio.ensure_future(self._read_ahead())
+            self._start_read_ahead()
+
+    def _start_read_ahead(self) -> None:
+        self._inbox = _Inbox()
+        self._reader = asyncio.ensure_future(self._read_ahead())
 
     async def _gone_while_sending(self, exc: Exception) -> Closed:
         self._end(self._transport.disconnect(exc))
@@ -459,7 +476,7 @@ class PolicyConnection:
     async def _closed(self) -> Closed:
         """The exception for a connection that is over, once it is (a close under way in
         another task ends within its own bound)."""
-        await self._done.wait()
+        await self._until_over()
         return Closed(self._session.ended())
 
     # --- ending ----------------------------------------------------------------------------
@@ -470,7 +487,8 @@ class PolicyConnection:
         before it saw ours cannot make the server lose our close frame."""
         self._deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT
         self._cancel(self._producer)
-        self._room.set()  # a reader waiting for room reads on, to the peer's close
+        if self._inbox is not None:
+            self._inbox.room.set()  # a reader waiting for room reads on, to the peer's close
         try:
             async with asyncio.timeout_at(self._deadline):
                 await self._transport.close(int(close.code), close.reason)
@@ -501,10 +519,10 @@ class PolicyConnection:
         deadline = self._deadline or asyncio.get_running_loop().time() + CLOSE_TIMEOUT
         try:
             async with asyncio.timeout_at(deadline):
-                while not self._done.is_set() and dropped <= CLOSE_READ_LIMIT:
+                while not self._over and dropped <= CLOSE_READ_LIMIT:
                     reader = self._reader
                     if self._reading or (reader not in (None, current) and not reader.done()):
-                        await self._done.wait()  # the reading task will see the end
+                        await self._until_over()  # the reading task will see the end
                         return
                     item = await self._read()
                     if isinstance(item, Disconnect):
@@ -514,6 +532,14 @@ class PolicyConnection:
         except TimeoutError:
             logger.debug("websocket %s: no close frame from the peer in time", self.id)
         self._end()
+
+    async def _until_over(self) -> None:
+        """Wait for the end, made by another task (an event only for a connection that
+        needs one: each costs ~0.6 KiB)."""
+        if not self._over:
+            if self._ended is None:
+                self._ended = asyncio.Event()
+            await self._ended.wait()
 
     def _interrupt_reading(self) -> None:
         """The server refused our close and keeps the connection open: a task of the app
@@ -529,10 +555,12 @@ class PolicyConnection:
     def _end(self, disconnect: Disconnect | None = None) -> None:
         """The connection is over: record how, once (the session's ``CloseEvent``), and stop
         what works for it."""
-        if self._done.is_set():
+        if self._over:
             return
         self._session.ended(disconnect)
-        self._done.set()
+        self._over = True
+        if self._ended is not None:
+            self._ended.set()
         if self._connections is not None:
             self._connections._leave(self)
         self._cancel(self._producer)
