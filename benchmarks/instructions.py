@@ -19,6 +19,7 @@ start-up, imports and one-time costs of a first call (memory arenas, caches) can
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -111,19 +112,18 @@ def _per_call(size: str, name: str, calls: int) -> float:
     return (_instructions(size, name, calls) - _instructions(size, name, 0)) / calls
 
 
-def _option(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
         _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return 0
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls at 200 B (fewer above)")
+    parser.add_argument("--only", default="", help="only the cases whose label holds this")
+    args = parser.parse_args()
+    calls, only = args.calls, args.only
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
         return 1
-    calls = int(_option("--calls", "2000"))
-    only = _option("--only", "")
     print(f"# CPython {sys.version.split()[0]}")
     print(f"# instructions per call (callgrind, {calls} calls, PYTHONHASHSEED=0)")
     print(f"{'case':44} {'by hand':>12} {'decision':>12} {'ratio':>7}  target")

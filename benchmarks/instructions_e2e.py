@@ -19,6 +19,7 @@ depend on the code run, not on the machine's load: the same run repeats within a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -200,17 +201,16 @@ def _row(label: str, bare: list[float], guarded: list[float], target: float | No
     print(f"{label:62} {base:10,.0f} {cand:10,.0f} {ratio:7.3f} {spread:>7}  {verdict}")
 
 
-def _option(name: str, default: str) -> str:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-
-
 def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--only", default="", help="only the cases whose label holds this")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per case")
+    args = parser.parse_args()
+    only, repeats = args.only, args.repeats
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed: no instruction counts (apt-get install valgrind)")
             return 1
-    only = _option("--only", "")
-    repeats = int(_option("--repeats", "3"))
     print(f"# CPython {sys.version.split()[0]}; server instructions under callgrind")
     print(f"# {ECHOES} echoes of {len(MESSAGE)} B a measurement, {repeats} measurements")
     print(f"{'case':62} {'bare':>10} {'guarded':>10} {'ratio':>7} {'spread':>7}")
