@@ -12,7 +12,7 @@ depend on the code run, not on the machine's load: the same run repeats within a
 
 - **echo**: ~190 B JSON echoed, on 1 connection, then 50 connections each with one message
   in flight (what the server does per echo: read, decide, serialise, write);
-- **fan-out**: a ~190 B message to 1,000 connections of one websockets server:
+- **fan-out**: a 189 B message to 1,000 connections of one websockets server:
   ``Connections.broadcast`` (the message decided once) against ``websockets.broadcast``
   of the same message already serialised; instructions per connection reached.
 """
