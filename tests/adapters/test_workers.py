@@ -145,6 +145,19 @@ async def _spread(
     return clients
 
 
+async def _doomed_and_kept(
+    uri: str, stack: AsyncExitStack, kept: int
+) -> tuple[int, int, list[tuple[ClientConnection, int]], list[tuple[ClientConnection, int]]]:
+    """The two workers (``victim``, ``survivor``), two clients on the victim and ``kept``
+    on the survivor: each set opened while the other worker is frozen."""
+    victim, survivor = sorted(await _workers(uri))
+    async with _stopped(survivor):
+        doomed = [await _open(uri, stack) for _ in range(2)]
+    async with _stopped(victim):
+        held = [await _open(uri, stack) for _ in range(kept)]
+    return victim, survivor, doomed, held
+
+
 @asynccontextmanager
 async def _stopped(pid: int) -> AsyncIterator[None]:
     """Freeze worker ``pid`` (SIGSTOP), so that the other worker accepts every connection
@@ -503,12 +516,8 @@ def test_a_killed_worker_is_replaced_and_its_replacement_serves_the_policy(
 
         async def scenario() -> tuple[list[Close], float, Close, float, float]:
             uri = _uri(server)
-            victim, survivor = sorted(await _workers(uri))
             async with AsyncExitStack() as stack:
-                async with _stopped(survivor):
-                    doomed = [await _open(uri, stack) for _ in range(2)]
-                async with _stopped(victim):
-                    kept, _ = await _open(uri, stack)
+                victim, survivor, doomed, [(kept, _)] = await _doomed_and_kept(uri, stack, 1)
                 assert {pid for _, pid in doomed} == {victim}
                 before = _open_gauge(await _scraped(server))
                 killed = _signal_worker(victim, signal.SIGKILL)
@@ -573,12 +582,8 @@ def test_hypercorn_stops_every_worker_when_one_is_killed(tmp_path: Path) -> None
 
         async def scenario() -> tuple[list[Close], list[tuple[Close, float]], float]:
             uri = _uri(server)
-            victim, survivor = sorted(await _workers(uri))
             async with AsyncExitStack() as stack:
-                async with _stopped(survivor):
-                    doomed = [await _open(uri, stack) for _ in range(2)]
-                async with _stopped(victim):
-                    kept = [await _open(uri, stack) for _ in range(10)]
+                victim, _, doomed, kept = await _doomed_and_kept(uri, stack, 10)
                 killed = _signal_worker(victim, signal.SIGKILL)
                 dropped = await asyncio.gather(*(_close_of(ws, 10) for ws, _ in doomed))
                 wait = WINDOW + GRACE
