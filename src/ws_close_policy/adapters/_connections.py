@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._actions import Close, Reject
+from .._actions import Close, Reject, Send
 from .._arguments import function, instance, positive_int, positive_number
 from .._enums import Outcome
 from .._outbound import decide_outbound
@@ -174,7 +174,20 @@ class Connections:
         still pending after ``slow_after`` seconds, which is cancelled) is closed with
         ``Outcome.OVERLOADED`` (1013, "try again later") in the background.
         """
-        decided = decide_outbound(message, self.policy)
+        return await self.forward(decide_outbound(message, self.policy), to=to)
+
+    async def forward(
+        self, action: Send | Close, *, to: Iterable[PolicyConnection] | None = None
+    ) -> int:
+        """Deliver an action decided elsewhere to every open connection (or those in
+        ``to``), as ``broadcast`` delivers the message it decides: a ``Send`` goes out as it
+        is, never serialised or measured again, with the same handling of slow connections;
+        a ``Close`` closes each. Returns to how many the ``Send`` went (0 for a ``Close``).
+        ``ws_close_policy.fanout.Subscriber`` delivers what a publisher decided this way.
+        """
+        if not isinstance(action, Send | Close):
+            raise TypeError(f"action must be a Send or a Close, not {type(action).__name__}")
+        decided = action
         # Passes over the connections without a call each, where the server allows: this
         # runs for every connection of every broadcast.
         limit = self.max_buffer

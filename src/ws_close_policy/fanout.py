@@ -1,0 +1,543 @@
+"""Fan-out beyond one process, through Redis pub/sub: a job's messages reach every watcher
+on any worker process or machine, decided once, at the publisher.
+
+Needs the ``redis`` extra (redis-py): ``pip install 'ws-close-policy[redis]'``.
+
+* :class:`Publisher` (blocking, for a task-queue worker with no event loop) and
+  :class:`AsyncPublisher` decide each message once under their policy (serialise once,
+  size guard, degrade) and publish the decided ``Send`` or ``Close`` on the topic's Redis
+  channel. ``finish`` and ``fail`` publish the job's end: 1000 completed, 1001 cancelled,
+  1011 failed (the profile's codes). A failure raises :class:`PublishError`; nothing is
+  dropped without the caller hearing of it.
+* :class:`Subscriber`, one per server process, subscribes to a topic when its first
+  watcher arrives and unsubscribes after the last leaves; what arrives is delivered by
+  ``Connections.forward``, the path of ``Connections.broadcast``: in order per topic,
+  never decoded, re-serialised or re-measured, slow readers closed with 1013.
+
+Redis pub/sub keeps nothing: a message published while a process is not subscribed is not
+delivered there. When a process loses its subscription (Redis restarted or unreachable, no
+answer to a health-check PING), its watchers are closed with ``Outcome.OVERLOADED`` (1013,
+"try again later"), whose advice is to reconnect with backoff: a watcher never waits on a
+dead subscription, and never misses messages without being told. ``docs/fleet.md`` says
+what is lost where and what a client does about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NamedTuple, Self, TypeVar
+
+import redis as _redis
+import redis.asyncio as _aredis
+from redis.asyncio.retry import Retry as _AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry as _SyncRetry
+
+from ._actions import Close, Send
+from ._arguments import instance, positive_int, positive_number, text
+from ._enums import Outcome
+from ._fanout import channel, pack, unpack
+from ._outbound import decide_outbound
+from .adapters import Connections, PolicyConnection
+from .lifecycle import close_for
+from .policy import DEFAULT, Policy
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "AsyncPublisher",
+    "PublishError",
+    "Published",
+    "Publisher",
+    "Subscriber",
+    "SubscriberStats",
+]
+
+logger = logging.getLogger("ws_close_policy.fanout")
+T = TypeVar("T")
+
+#: Put before every topic to name its Redis channel: ``"ws-close-policy:" + topic``.
+DEFAULT_PREFIX = "ws-close-policy:"
+
+
+class PublishError(Exception):
+    """Publishing failed: Redis unreachable, slower than the timeout, or refusing the
+    command (its redis-py exception is ``__cause__``). After a timeout the message may or
+    may not have been delivered; otherwise it was not. Nothing is retried for you: a
+    repeated publish could deliver a message twice."""
+
+
+class Published(NamedTuple):
+    """What a publish did: the ``action`` decided (a ``Send``, or the ``Close`` every watcher
+    gets) and how many server processes were subscribed to the topic (Redis's count; 0:
+    nobody watches it now, and pub/sub keeps nothing for later)."""
+
+    action: Send | Close
+    receivers: int
+
+
+class _Publishing:
+    """The decisions both publishers make, before any I/O."""
+
+    def __init__(self, policy: Policy, prefix: str) -> None:
+        self.policy = instance(policy, Policy, "policy")
+        self.prefix = text(prefix, "prefix")
+
+    def _message(self, topic: str, message: object) -> tuple[str, bytes, Send | Close]:
+        name = channel(self.prefix, topic)
+        action = decide_outbound(message, self.policy)
+        return name, pack(action), action
+
+    def _finish(
+        self, topic: str, outcome: Outcome | int, reason: str | None
+    ) -> tuple[str, bytes, Close]:
+        name = channel(self.prefix, topic)
+        action = close_for(outcome, self.policy, reason)
+        return name, pack(action), action
+
+    def _fail(self, topic: str, exc: BaseException) -> tuple[str, bytes, Close]:
+        name = channel(self.prefix, topic)
+        instance(exc, BaseException, "exc")
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        action = close_for(Outcome.FAILED, self.policy, detail=detail)
+        return name, pack(action), action
+
+
+def _settings(timeout: float, retry: object) -> dict[str, Any]:
+    """A client's settings from a URL: every command bounded, no retry (see PublishError)."""
+    seconds = positive_number(timeout, "timeout")
+    return {"socket_timeout": seconds, "socket_connect_timeout": seconds, "retry": retry}
+
+
+class Publisher(_Publishing):
+    """Publish a job's messages from any process, without an event loop (a Celery, RQ or
+    plain thread worker). Thread-safe: redis-py's client is.
+
+    :param redis: a Redis URL (``"redis://localhost:6379/0"``; the publisher makes its own
+        client, closed by ``close``), or a ``redis.Redis`` of yours (its own timeouts and
+        retries apply, and it stays open).
+    :param policy: the outbound policy every message is decided under (default
+        ``Policy()``); the watchers' connections do not decide again.
+    :param prefix: put before each topic to name its channel (default ``"ws-close-policy:"``);
+        the subscribers must use the same.
+    :param timeout: seconds for connecting and for each command, with a URL (default 2.0).
+    """
+
+    def __init__(
+        self,
+        redis: str | _redis.Redis,
+        policy: Policy = DEFAULT,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+    ) -> None:
+        super().__init__(policy, prefix)
+        settings = _settings(timeout, _SyncRetry(NoBackoff(), 0))
+        self._owned = isinstance(redis, str)
+        if isinstance(redis, str):
+            self._client = _redis.Redis.from_url(redis, **settings)
+        else:
+            self._client = instance(redis, _redis.Redis, "redis")
+
+    def publish(self, topic: str, message: object) -> Published:
+        """Decide ``message`` once and publish the result to ``topic``'s watchers: a
+        ``Send``, or the ``Close`` they all get (1009 for a message too large that cannot
+        be degraded). ``PublishError`` if Redis did not take it."""
+        return self._publish(*self._message(topic, message))
+
+    def finish(
+        self, topic: str, outcome: Outcome | int = Outcome.COMPLETED, reason: str | None = None
+    ) -> Published:
+        """Close every watcher of ``topic`` for ``outcome`` (completed, 1000, by default;
+        ``Outcome.CANCELLED`` 1001; or an application code 3000-4999 with its ``reason``):
+        the ``close_for`` of the publisher's policy."""
+        return self._publish(*self._finish(topic, outcome, reason))
+
+    def fail(self, topic: str, exc: BaseException) -> Published:
+        """Close every watcher of ``topic`` because the job failed: the profile's ``FAILED``
+        code (1011), its generic reason; ``exc`` only reaches the close's ``detail``."""
+        return self._publish(*self._fail(topic, exc))
+
+    def close(self) -> None:
+        """Close the client the publisher made from a URL (not one passed in)."""
+        if self._owned:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _publish(self, name: str, payload: bytes, action: Send | Close) -> Published:
+        try:
+            receivers = self._client.publish(name, payload)
+        except _redis.RedisError as exc:
+            raise _publish_error(name, exc) from exc
+        return Published(action, int(receivers))
+
+
+class AsyncPublisher(_Publishing):
+    """:class:`Publisher` for asyncio code: the same arguments, with a
+    ``redis.asyncio.Redis`` of yours instead of a URL if you like; ``aclose`` closes the
+    client made from a URL."""
+
+    def __init__(
+        self,
+        redis: str | _aredis.Redis,
+        policy: Policy = DEFAULT,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+    ) -> None:
+        super().__init__(policy, prefix)
+        settings = _settings(timeout, _AsyncRetry(NoBackoff(), 0))
+        self._owned = isinstance(redis, str)
+        if isinstance(redis, str):
+            self._client = _aredis.Redis.from_url(redis, **settings)
+        else:
+            self._client = instance(redis, _aredis.Redis, "redis")
+
+    async def publish(self, topic: str, message: object) -> Published:
+        """See :meth:`Publisher.publish`."""
+        return await self._publish(*self._message(topic, message))
+
+    async def finish(
+        self, topic: str, outcome: Outcome | int = Outcome.COMPLETED, reason: str | None = None
+    ) -> Published:
+        """See :meth:`Publisher.finish`."""
+        return await self._publish(*self._finish(topic, outcome, reason))
+
+    async def fail(self, topic: str, exc: BaseException) -> Published:
+        """See :meth:`Publisher.fail`."""
+        return await self._publish(*self._fail(topic, exc))
+
+    async def aclose(self) -> None:
+        """Close the client the publisher made from a URL (not one passed in)."""
+        if self._owned:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _publish(self, name: str, payload: bytes, action: Send | Close) -> Published:
+        try:
+            receivers = await self._client.publish(name, payload)
+        except _redis.RedisError as exc:
+            raise _publish_error(name, exc) from exc
+        return Published(action, int(receivers))
+
+
+def _publish_error(name: str, exc: Exception) -> PublishError:
+    logger.warning("publishing on %s failed: %s: %s", name, type(exc).__name__, exc)
+    return PublishError(f"publishing on {name!r} failed: {type(exc).__name__}: {exc}")
+
+
+# --- the server side ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberStats:
+    """A :class:`Subscriber`'s figures, for logs and metrics.
+
+    ``topics`` and ``watchers``: watched now. ``messages``: payloads received and delivered
+    (once each, whatever the number of watchers). ``invalid``: payloads on a watched channel
+    that were not a publisher's (logged, skipped). ``lost``: times the subscription was lost
+    (Redis unreachable, restarted, or silent past the health check), each closing every
+    watcher with 1013. ``lagging``: topics whose watchers were closed with 1013 because
+    more than ``max_pending`` messages waited for them.
+    """
+
+    topics: int
+    watchers: int
+    messages: int
+    invalid: int
+    lost: int
+    lagging: int
+
+
+class _Topic:
+    """One watched channel: its watchers, the subscription's confirmation, and what is
+    waiting to be delivered to them, in order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.watchers: set[PolicyConnection] = set()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending: collections.deque[Send | Close] = collections.deque()
+        self.delivering: asyncio.Task[None] | None = None
+
+
+class Subscriber:
+    """One server process's Redis subscription, delivering what publishers decided to the
+    connections that watch each topic. Create one per process (per app: in its lifespan,
+    or around ``serve``), and close it with ``aclose`` (or ``async with``).
+
+    :param url: the Redis URL (``"redis://localhost:6379/0"``). The subscriber makes its
+        own client, with redis-py's retries off: a subscription lost is noticed and said,
+        never silently re-made with the messages in between missing.
+    :param connections: the app's :class:`~ws_close_policy.adapters.Connections`; every
+        delivery goes through its ``forward`` (its ``max_buffer`` and ``slow_after`` decide
+        which reader is too slow and closed with 1013).
+    :param prefix: before each topic in its channel name; the publishers' (default
+        ``"ws-close-policy:"``).
+    :param timeout: seconds to connect and to have a subscription confirmed (default 2.0);
+        past it the watcher is closed with 1013.
+    :param health_interval: after this many seconds without a word from Redis a PING is
+        sent; without an answer after as many again, the subscription counts as lost
+        (default 5.0).
+    :param max_pending: when more messages than this wait for one topic's watchers (they
+        read slower than the job publishes), they are closed with 1013 (default 1000).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        connections: Connections,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+        health_interval: float = 5.0,
+        max_pending: int = 1000,
+    ) -> None:
+        self.url = text(url, "url")
+        self.connections = instance(connections, Connections, "connections")
+        self.prefix = text(prefix, "prefix")
+        self._settings = _settings(timeout, _AsyncRetry(NoBackoff(), 0))
+        self._settings["socket_timeout"] = None  # the reader waits; the health check bounds it
+        self.timeout = self._settings["socket_connect_timeout"]
+        self.health_interval = positive_number(health_interval, "health_interval")
+        self.max_pending = positive_int(max_pending, "max_pending")
+        self._topics: dict[str, _Topic] = {}
+        self._client: Any = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._linking = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._counts = collections.Counter[str]()
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def watching(self, connection: PolicyConnection, topic: str) -> AsyncIterator[None]:
+        """While the block runs, ``connection`` receives what is published to ``topic``;
+        the topic is subscribed when its first watcher in this process arrives (the block
+        starts once Redis confirmed it) and unsubscribed after the last leaves.
+
+        If the subscription cannot be made within ``timeout`` or is lost later, the
+        connection is closed with ``Outcome.OVERLOADED`` (1013) and the block goes on with
+        a closed connection: iterating it ends at once. A ``Close`` published to the topic
+        closes it the same way::
+
+            async with subscriber.watching(conn, f"job:{job_id}"):
+                async for message in conn:  # the client's messages, until it closes
+                    ...
+        """
+        instance(connection, PolicyConnection, "connection")
+        name = channel(self.prefix, topic)
+        if self._closed:
+            raise RuntimeError("the subscriber is closed")
+        joined = self._topics.get(name)
+        if joined is None:
+            joined = self._topics[name] = _Topic(name)
+            joined.watchers.add(connection)
+            self._spawn(self._subscribe(joined))
+        else:
+            joined.watchers.add(connection)
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.shield(joined.ready)
+            except Exception as exc:  # never subscribed: lost already, or Redis too slow
+                if not joined.ready.done():
+                    self._lose(f"no subscription within {self.timeout} s ({exc!r})")
+                await connection.close(Outcome.OVERLOADED)
+            yield
+        finally:
+            self._leave(connection, joined)
+
+    def stats(self) -> SubscriberStats:
+        """The figures so far: see :class:`SubscriberStats`."""
+        return SubscriberStats(
+            topics=len(self._topics),
+            watchers=sum(len(t.watchers) for t in self._topics.values()),
+            messages=self._counts["messages"],
+            invalid=self._counts["invalid"],
+            lost=self._counts["lost"],
+            lagging=self._counts["lagging"],
+        )
+
+    async def aclose(self) -> None:
+        """Stop: the Redis connection is closed; open connections are left to the app's
+        drain (closing its watchers is not the subscriber's call)."""
+        self._closed = True
+        await self._unlink()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- the Redis link -------------------------------------------------------------------
+
+    async def _subscribe(self, topic: _Topic) -> None:
+        try:
+            pubsub = await self._linked()
+            await pubsub.subscribe(topic.name)
+            if self._topics.get(topic.name) is not topic:  # it left before this was sent
+                await self._unsubscribe(pubsub, topic.name)
+        except (_redis.RedisError, OSError) as exc:
+            self._lose(f"cannot subscribe: {type(exc).__name__}: {exc}")
+
+    async def _linked(self) -> Any:
+        """The pub/sub connection, made on first need; one reader task reads it."""
+        async with self._linking:
+            if self._pubsub is None:
+                if self._client is None:
+                    self._client = _aredis.Redis.from_url(self.url, **self._settings)
+                pubsub = self._client.pubsub()
+                await pubsub.connect()
+                self._pubsub = pubsub
+                self._reader = self._spawn(self._read(pubsub))
+            return self._pubsub
+
+    async def _read(self, pubsub: Any) -> None:
+        """Read the link until it fails: messages to their topic, confirmations to the
+        watchers waiting; a PING when Redis has been silent for ``health_interval``."""
+        pinged = False
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=self.health_interval)
+                if message is None:
+                    if pinged:
+                        raise TimeoutError(f"no answer to PING within {self.health_interval} s")
+                    await pubsub.ping()
+                    pinged = True
+                    continue
+                pinged = False
+                kind, name = message["type"], message["channel"]
+                if kind == "message":
+                    self._received(name.decode(), message["data"])
+                elif kind == "subscribe":
+                    topic = self._topics.get(name.decode())
+                    if topic is not None and not topic.ready.done():
+                        topic.ready.set_result(None)
+        except (_redis.RedisError, OSError, TimeoutError) as exc:
+            if pubsub is self._pubsub:
+                self._lose(f"{type(exc).__name__}: {exc}")
+
+    def _received(self, name: str, payload: bytes) -> None:
+        topic = self._topics.get(name)
+        if topic is None:  # its last watcher left a moment ago
+            return
+        try:
+            action = unpack(payload)
+        except ValueError as exc:
+            self._counts["invalid"] += 1
+            logger.error("skipped a payload on %s: %s", name, exc)
+            return
+        self._counts["messages"] += 1
+        if len(topic.pending) >= self.max_pending:
+            self._counts["lagging"] += 1
+            logger.warning(
+                "%s: %d messages waiting for its watchers, closing %d with 1013",
+                name,
+                len(topic.pending),
+                len(topic.watchers),
+            )
+            topic.pending.clear()
+            self._close_all(topic.watchers)
+            return
+        topic.pending.append(action)
+        if topic.delivering is None:
+            topic.delivering = self._spawn(self._deliver(topic))
+
+    async def _deliver(self, topic: _Topic) -> None:
+        """One topic's messages, one after the other: each connection gets them in order."""
+        try:
+            while topic.pending:
+                await self.connections.forward(topic.pending.popleft(), to=topic.watchers)
+        finally:
+            topic.delivering = None
+
+    def _leave(self, connection: PolicyConnection, topic: _Topic) -> None:
+        topic.watchers.discard(connection)
+        if topic.watchers or self._topics.get(topic.name) is not topic:
+            return
+        del self._topics[topic.name]
+        if self._pubsub is not None:
+            self._spawn(self._unsubscribe(self._pubsub, topic.name))
+
+    async def _unsubscribe(self, pubsub: Any, name: str) -> None:
+        if name in self._topics:  # watched again meanwhile
+            return
+        try:
+            await pubsub.unsubscribe(name)
+        except (_redis.RedisError, OSError) as exc:
+            if pubsub is self._pubsub:
+                self._lose(f"cannot unsubscribe: {type(exc).__name__}: {exc}")
+
+    def _lose(self, why: str) -> None:
+        """The subscription is gone, and with it any guarantee that nothing was missed:
+        every watcher is closed with 1013 (reconnect later), and the next watcher makes a
+        new link."""
+        topics = list(self._topics.values())
+        watchers = [c for t in topics for c in t.watchers]
+        self._topics.clear()
+        self._counts["lost"] += 1
+        logger.error(
+            "Redis subscription lost (%s): closing %d watcher(s) of %d topic(s) with 1013",
+            why,
+            len(watchers),
+            len(topics),
+        )
+        for topic in topics:
+            if not topic.ready.done():
+                topic.ready.set_exception(ConnectionError(why))
+                topic.ready.exception()  # retrieved: a watcher may have given up already
+            topic.pending.clear()
+        self._close_all(watchers)
+        self._spawn(self._unlink())
+
+    async def _unlink(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+        if pubsub is not None:
+            with contextlib.suppress(_redis.RedisError, OSError):
+                await pubsub.aclose()
+
+    def _close_all(self, watchers: Any) -> None:
+        for connection in list(watchers):
+            self._spawn(connection.close(Outcome.OVERLOADED))
+
+    def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            logger.error("fan-out task failed", exc_info=failure)
