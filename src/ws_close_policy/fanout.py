@@ -264,6 +264,9 @@ class SubscriberStats:
     lagging: int
 
 
+_LOST = None  # in a topic's queue: the subscription is lost, close its watchers with 1013
+
+
 class _Topic:
     """One watched channel: its watchers, the subscription's confirmation, and what is
     waiting to be delivered to them, in order."""
@@ -272,7 +275,8 @@ class _Topic:
         self.name = name
         self.watchers: set[PolicyConnection] = set()
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending: collections.deque[Send | Close] = collections.deque()
+        # None: the subscription was lost after what is before it (see Subscriber._lose).
+        self.pending: collections.deque[Send | Close | None] = collections.deque()
         self.delivering: asyncio.Task[None] | None = None
 
 
@@ -467,15 +471,23 @@ class Subscriber:
             topic.pending.clear()
             self._close_all(topic.watchers)
             return
+        self._queue(topic, action)
+
+    def _queue(self, topic: _Topic, action: Send | Close | None) -> None:
         topic.pending.append(action)
         if topic.delivering is None:
             topic.delivering = self._spawn(self._deliver(topic))
 
     async def _deliver(self, topic: _Topic) -> None:
-        """One topic's messages, one after the other: each connection gets them in order."""
+        """One topic's messages, one after the other: each connection gets them in order,
+        and the close of a lost subscription after them."""
         try:
             while topic.pending:
-                await self.connections.forward(topic.pending.popleft(), to=topic.watchers)
+                action = topic.pending.popleft()
+                if action is _LOST:
+                    self._close_all(topic.watchers)
+                else:
+                    await self.connections.forward(action, to=topic.watchers)
         finally:
             topic.delivering = None
 
@@ -497,25 +509,23 @@ class Subscriber:
                 self._lose(f"cannot unsubscribe: {type(exc).__name__}: {exc}")
 
     def _lose(self, why: str) -> None:
-        """The subscription is gone, and with it any guarantee that nothing was missed:
-        every watcher is closed with 1013 (reconnect later), and the next watcher makes a
-        new link."""
+        """The subscription is gone, and with it any guarantee that nothing is missed: every
+        watcher gets what was received before, then a close with 1013 (reconnect later);
+        the next watcher makes a new link."""
         topics = list(self._topics.values())
-        watchers = [c for t in topics for c in t.watchers]
         self._topics.clear()
         self._counts["lost"] += 1
         logger.error(
             "Redis subscription lost (%s): closing %d watcher(s) of %d topic(s) with 1013",
             why,
-            len(watchers),
+            sum(len(topic.watchers) for topic in topics),
             len(topics),
         )
         for topic in topics:
             if not topic.ready.done():
                 topic.ready.set_exception(ConnectionError(why))
                 topic.ready.exception()  # retrieved: a watcher may have given up already
-            topic.pending.clear()
-        self._close_all(watchers)
+            self._queue(topic, _LOST)
         self._spawn(self._unlink())
 
     async def _unlink(self) -> None:

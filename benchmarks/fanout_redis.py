@@ -1,0 +1,370 @@
+"""Fan-out through Redis, 1,000 watchers over 2 server processes: publish-to-delivery
+latency and the servers' instructions per delivery, ws_close_policy.fanout against a
+hand-written equivalent, in one run.
+
+Run: .venv/bin/python benchmarks/fanout_redis.py [--quick] [--only latency|instructions].
+Needs redis-server; valgrind for the instructions.
+
+The script starts its own redis-server (no persistence) on a free port, and two server
+processes of benchmarks/fanout_redis_server.py for each way, 500 watchers (websockets
+clients, all in this process) on each:
+
+- guarded: ``fanout.Publisher`` (default policy) decides a ~190-byte dict and publishes
+  it; each server's ``Subscriber`` delivers it to its watchers (``Connections.forward``);
+- bare: the same dict ``json.dumps``-ed once and published with redis-py; each server's
+  hand-written pub/sub reader passes the payload to ``websockets.broadcast``.
+
+**Latency** (servers at full speed): messages at 20 a second, each stamped with
+``time.time_ns()`` before it is decided or serialised; each client notes ``time.time_ns()``
+as it reads one; p50 and p99 over every delivery. Rounds alternate the two ways; the spread
+is that of the per-round ratios. Wall-clock figures: they move with the machine's load, and
+include the clients' own work (1,000 of them on the same cores).
+
+**Instructions** (servers under callgrind): after a warm-up, ``callgrind_control --zero``
+on both servers of a way, messages one at a time (each published once every watcher has
+the previous one), ``--dump``; the two counts summed, divided by the deliveries (messages
+x 1,000). Counts depend on the code run, not on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import redis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Data
+
+from _harness import header
+from fanout_redis_server import BARE_CHANNEL, TOPIC
+from ws_close_policy.fanout import Publisher
+
+SERVER = Path(__file__).with_name("fanout_redis_server.py")
+PROCESSES, PER_PROCESS = 2, 500
+WATCHERS = PROCESSES * PER_PROCESS
+RATE = 20.0  # messages a second, for the latency
+WAIT = 120.0  # seconds: any one step, at most (a server under callgrind is slow)
+
+
+def message(seq: int) -> dict[str, object]:
+    """A job's progress (193 B as compact JSON), stamped as it is published."""
+    return {
+        "type": "job_progress",
+        "jobId": "ok-1",
+        "pipeline": "csv_import",
+        "seq": seq,
+        "sent": time.time_ns(),
+        "version": "1.0.0",
+        "payload": {"progress": 0.42, "processed": 420, "total": 1000, "status": "Row 420"},
+    }
+
+
+def compact(m: dict[str, object]) -> str:
+    return json.dumps(m, separators=(",", ":"))
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server of our own on a free port, without persistence; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with redis.Redis.from_url(url, socket_timeout=1.0) as client:
+            for _ in range(200):
+                with contextlib.suppress(redis.ConnectionError):
+                    client.ping()
+                    break
+                time.sleep(0.05)
+            else:
+                raise RuntimeError("redis-server did not start within 10 s")
+        yield url
+    finally:
+        stop(process)
+
+
+class Server:
+    """A server process of fanout_redis_server.py, under callgrind when ``out`` is given:
+    counted between ``zero()`` and ``count()``."""
+
+    def __init__(self, mode: str, url: str, out: Path | None) -> None:
+        command = [sys.executable, str(SERVER), mode, url]
+        if out is not None:
+            callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            command = [*callgrind, "--dump-line=no", *command]
+        self.mode, self.out, self.dumps = mode, out, 0
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            start_new_session=True,
+        )
+
+    def port(self) -> int:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], WAIT)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.isdigit():
+            raise RuntimeError(f"no port from the {self.mode} server")
+        return int(line)
+
+    def _control(self, option: str) -> None:
+        command = ["callgrind_control", option, str(self.process.pid)]
+        subprocess.run(command, check=True, capture_output=True, timeout=WAIT)
+
+    def zero(self) -> None:
+        self._control("--zero")
+
+    def count(self) -> int:
+        """Instructions since the last ``zero()``."""
+        self._control("--dump")
+        self.dumps += 1
+        dump = Path(f"{self.out}.{self.dumps}").read_text()
+        found = re.search(r"^summary: (\d+)", dump, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no summary in callgrind dump {self.out}.{self.dumps}")
+        return int(found.group(1))
+
+
+class Way:
+    """One way of fanning out: its publisher, its servers, and what each watcher read."""
+
+    def __init__(self, name: str, mode: str, publish: Callable[[dict[str, object]], int]):
+        self.name, self.mode, self._publish = name, mode, publish
+        self.servers: list[Server] = []
+        self.logs: list[list[tuple[int, Data]]] = [[] for _ in range(WATCHERS)]
+
+    def publish(self, seq: int) -> None:
+        receivers = self._publish(message(seq))
+        if receivers != PROCESSES:
+            raise RuntimeError(f"{self.name}: {receivers} processes subscribed, not {PROCESSES}")
+
+    def counts(self) -> list[int]:
+        return [len(log) for log in self.logs]
+
+    async def settle(self, expected: list[int], wait: float = WAIT) -> None:
+        """Until every watcher has read as many messages as ``expected`` says."""
+        async with asyncio.timeout(wait):
+            while any(len(log) < n for log, n in zip(self.logs, expected, strict=True)):
+                await asyncio.sleep(0.005)
+
+    async def deliver(self, messages: int) -> None:
+        """``messages`` one at a time, each once every watcher has the one before."""
+        for seq in range(messages):
+            expected = [n + 1 for n in self.counts()]
+            await asyncio.to_thread(self.publish, seq)
+            await self.settle(expected)
+
+    async def warm_up(self, wait: float) -> None:
+        """Until every watcher has read the same latest message (so each is watching and
+        nothing is in flight), then a few more."""
+        for seq in range(-1, -11, -1):
+            await asyncio.to_thread(self.publish, seq)
+            try:
+                async with asyncio.timeout(wait):
+                    while not all(log and _seq(log[-1][1]) == seq for log in self.logs):
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                continue
+            return await self.deliver(3)
+        raise RuntimeError(f"{self.name}: some watchers got no message")
+
+
+def _seq(data: Data) -> int:
+    return int(json.loads(data)["seq"])
+
+
+async def _read(ws: ClientConnection, log: list[tuple[int, Data]]) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for data in ws:
+            log.append((time.time_ns(), data))
+
+
+@asynccontextmanager
+async def watched(url: str, directory: str | None) -> AsyncIterator[list[Way]]:
+    """Both ways' servers, under callgrind with a ``directory``, each with its watchers."""
+    publisher = Publisher(url)
+    bare = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    ways = [
+        Way(
+            "bare",
+            "bare",
+            lambda m: bare.publish(BARE_CHANNEL, compact(m)),
+        ),
+        Way("guarded", "guard", lambda m: publisher.publish(TOPIC, m).receivers),
+    ]
+    readers: list[asyncio.Task[None]] = []
+    clients: list[ClientConnection] = []
+    try:
+        for way in ways:
+            for i in range(PROCESSES):
+                out = None if directory is None else Path(directory) / f"{way.mode}-{i}"
+                way.servers.append(Server(way.mode, url, out))
+        for way in ways:
+            for i, server in enumerate(way.servers):
+                uri = f"ws://127.0.0.1:{await asyncio.to_thread(server.port)}/"
+                async with asyncio.timeout(WAIT):
+                    opened = await asyncio.gather(
+                        *(
+                            connect(uri, compression=None, ping_interval=None, open_timeout=WAIT)
+                            for _ in range(PER_PROCESS)
+                        )
+                    )
+                clients += opened
+                logs = way.logs[i * PER_PROCESS : (i + 1) * PER_PROCESS]
+                readers += [
+                    asyncio.create_task(_read(ws, log))
+                    for ws, log in zip(opened, logs, strict=True)
+                ]
+        for way in ways:
+            await way.warm_up(wait=5.0 if directory is None else WAIT / 4)
+        yield ways
+    finally:
+        for task in readers:
+            task.cancel()
+        for way in ways:
+            for server in way.servers:
+                stop(server.process)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+        publisher.close()
+        bare.close()
+
+
+def _paced(way: Way, messages: int) -> None:
+    start = time.monotonic()
+    for seq in range(messages):
+        time.sleep(max(0.0, start + seq / RATE - time.monotonic()))
+        way.publish(seq)
+
+
+async def latency(url: str, rounds: int, messages: int) -> dict[str, list[list[int]]]:
+    """Each way's publish-to-delivery times (ns), a list per round."""
+    async with watched(url, None) as ways:
+        found: dict[str, list[list[int]]] = {way.name: [] for way in ways}
+        for r in range(rounds):
+            for way in ways if r % 2 == 0 else ways[::-1]:
+                before = way.counts()
+                await asyncio.to_thread(_paced, way, messages)
+                await way.settle([n + messages for n in before])
+                found[way.name].append(
+                    [
+                        arrived - int(json.loads(data)["sent"])
+                        for log, n in zip(way.logs, before, strict=True)
+                        for arrived, data in log[n:]
+                    ]
+                )
+        return found
+
+
+async def instructions(
+    url: str, directory: str, repeats: int, messages: int
+) -> dict[str, list[float]]:
+    """Each way's instructions per delivery (both servers summed), one per repeat."""
+    async with watched(url, directory) as ways:
+        found: dict[str, list[float]] = {way.name: [] for way in ways}
+        for r in range(repeats):
+            for way in ways if r % 2 == 0 else ways[::-1]:
+                for server in way.servers:
+                    await asyncio.to_thread(server.zero)
+                await way.deliver(messages)
+                counts = [await asyncio.to_thread(server.count) for server in way.servers]
+                found[way.name].append(sum(counts) / (messages * WATCHERS))
+        return found
+
+
+def _quantile(times: list[int], q: int) -> float:
+    """The ``q``-th percentile, in ms."""
+    return statistics.quantiles(times, n=100)[q - 1] / 1e6
+
+
+def _row(label: str, bare: float, guarded: float, ratios: list[float], unit: str) -> None:
+    spread = (max(ratios) - min(ratios)) / 2 / statistics.fmean(ratios)
+    figures = (
+        f"{bare:10,.2f} {guarded:10,.2f}" if unit == "ms" else f"{bare:10,.0f} {guarded:10,.0f}"
+    )
+    print(f"{label:52} {figures} {guarded / bare:7.3f} {f'±{spread:.1%}':>7}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages")
+    parser.add_argument("--only", choices=["latency", "instructions"], help="one part only")
+    args = parser.parse_args()
+    rounds, per_round = (2, 20) if args.quick else (4, 50)
+    repeats, measured = (2, 10) if args.quick else (3, 20)
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed (apt-get install redis-server)")
+        return 1
+    counted = args.only != "latency"
+    if counted and not all(shutil.which(t) for t in ("valgrind", "callgrind_control")):
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        if args.only:
+            return 1
+        counted = False
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+    header(("websockets", "redis"))
+    print(
+        f"# redis-server {version.stdout.split()[2].removeprefix('v=')}; {WATCHERS:,} watchers",
+        end="",
+    )
+    print(f" over {PROCESSES} processes; {len(compact(message(0)))} B messages")
+    print("# guarded: fanout.Publisher + Subscriber; bare: redis-py + websockets.broadcast")
+    print(f"{'case':52} {'bare':>10} {'guarded':>10} {'ratio':>7} {'spread':>7}")
+    with redis_server() as url, tempfile.TemporaryDirectory() as directory:
+        if args.only != "instructions":
+            times = asyncio.run(latency(url, rounds, per_round))
+            for q in (50, 99):
+                pooled = {
+                    way: _quantile([t for r in each for t in r], q) for way, each in times.items()
+                }
+                pairs = zip(times["bare"], times["guarded"], strict=True)
+                ratios = [_quantile(g, q) / _quantile(b, q) for b, g in pairs]
+                label = f"latency p{q} (ms), {rounds * per_round} messages at {RATE:.0f}/s"
+                _row(label, pooled["bare"], pooled["guarded"], ratios, "ms")
+        if counted:
+            counts = asyncio.run(instructions(url, directory, repeats, measured))
+            ratios = [g / b for b, g in zip(counts["bare"], counts["guarded"], strict=True)]
+            bare, guarded = statistics.fmean(counts["bare"]), statistics.fmean(counts["guarded"])
+            label = f"server instructions per delivery, {repeats} x {measured} messages"
+            _row(label, bare, guarded, ratios, "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
