@@ -3,6 +3,7 @@
 #
 #   make test                      lint, format check, mypy --strict, pytest with coverage
 #   make test-browser              the demo page in headless Chromium (installs Debian's chromium)
+#   make test-redis                fan-out through a real Redis, several server processes (installs redis-server)
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
 #   make bench-instructions        instructions per call and per echo under callgrind (needs valgrind)
@@ -19,10 +20,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test test-browser autobahn lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
+.PHONY: help install test test-browser test-redis autobahn lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 install: $(STAMP)
 
@@ -85,6 +86,16 @@ test-browser: $(STAMP)
 		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null; }; }
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,browser]'
 	$(BIN)/python -m pytest -m browser tests/browser
+
+# Fan-out through Redis (tests marked `redis`): Debian's redis-server package (apt-get, as
+# root or through sudo; the tests start their own servers on free ports) and redis-py from
+# constraints.txt; several real server processes per test.
+test-redis: $(STAMP)
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ echo "installing Debian's redis-server package"; \
+		  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null || \
+		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null; }; }
+	$(BIN)/python -m pytest -m redis tests/fanout
 
 # Autobahn|Testsuite through every adapter next to its bare transport, on every server
 # (a few minutes; wstest needs Python 2.7, found on PATH or under pyenv, or AUTOBAHN_PYTHON2).

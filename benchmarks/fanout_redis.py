@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -54,12 +55,13 @@ from websockets.typing import Data
 
 from _harness import header
 from fanout_redis_server import BARE_CHANNEL, TOPIC
-from ws_close_policy.fanout import Publisher
+from ws_close_policy.fanout import DEFAULT_PREFIX, Publisher
 
 SERVER = Path(__file__).with_name("fanout_redis_server.py")
 PROCESSES, PER_PROCESS = 2, 500
 WATCHERS = PROCESSES * PER_PROCESS
 RATE = 20.0  # messages a second, for the latency
+Publish = Callable[[dict[str, object]], int]  # a message to its channel: how many got it
 WAIT = 120.0  # seconds: any one step, at most (a server under callgrind is slow)
 
 
@@ -116,30 +118,31 @@ def redis_server() -> Iterator[str]:
 
 
 class Server:
-    """A server process of fanout_redis_server.py, under callgrind when ``out`` is given:
-    counted between ``zero()`` and ``count()``."""
+    """A server process of fanout_redis_server.py, its stderr in ``out.log``; under
+    callgrind (its output in ``out``) it is counted between ``zero()`` and ``count()``."""
 
-    def __init__(self, mode: str, url: str, out: Path | None) -> None:
+    def __init__(self, mode: str, url: str, out: Path, callgrind: bool) -> None:
         command = [sys.executable, str(SERVER), mode, url]
-        if out is not None:
-            callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-            command = [*callgrind, "--dump-line=no", *command]
-        self.mode, self.out, self.dumps = mode, out, 0
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            start_new_session=True,
-        )
+        if callgrind:
+            valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            command = [*valgrind, "--dump-line=no", *command]
+        self.out, self.dumps, self.log = out, 0, out.with_suffix(".log")
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                start_new_session=True,
+            )
 
     def port(self) -> int:
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], WAIT)
         line = self.process.stdout.readline().strip() if ready else ""
         if not line.isdigit():
-            raise RuntimeError(f"no port from the {self.mode} server")
+            raise RuntimeError(f"no port from {self.out.name}: {self.log.read_text()[-2000:]}")
         return int(line)
 
     def _control(self, option: str) -> None:
@@ -163,8 +166,8 @@ class Server:
 class Way:
     """One way of fanning out: its publisher, its servers, and what each watcher read."""
 
-    def __init__(self, name: str, mode: str, publish: Callable[[dict[str, object]], int]):
-        self.name, self.mode, self._publish = name, mode, publish
+    def __init__(self, name: str, mode: str, channel: str, publish: Publish) -> None:
+        self.name, self.mode, self.channel, self._publish = name, mode, channel, publish
         self.servers: list[Server] = []
         self.logs: list[list[tuple[int, Data]]] = [[] for _ in range(WATCHERS)]
 
@@ -204,6 +207,10 @@ class Way:
         raise RuntimeError(f"{self.name}: some watchers got no message")
 
 
+def _subscribers(client: redis.Redis, channel: str) -> int:
+    return int(client.pubsub_numsub(channel)[0][1])
+
+
 def _seq(data: Data) -> int:
     return int(json.loads(data)["seq"])
 
@@ -215,25 +222,26 @@ async def _read(ws: ClientConnection, log: list[tuple[int, Data]]) -> None:
 
 
 @asynccontextmanager
-async def watched(url: str, directory: str | None) -> AsyncIterator[list[Way]]:
-    """Both ways' servers, under callgrind with a ``directory``, each with its watchers."""
+async def watched(url: str, directory: str, callgrind: bool) -> AsyncIterator[list[Way]]:
+    """Both ways' servers, each with its watchers, all watching and warmed up."""
     publisher = Publisher(url)
     bare = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     ways = [
+        Way("bare", "bare", BARE_CHANNEL, lambda m: bare.publish(BARE_CHANNEL, compact(m))),
         Way(
-            "bare",
-            "bare",
-            lambda m: bare.publish(BARE_CHANNEL, compact(m)),
+            "guarded",
+            "guard",
+            DEFAULT_PREFIX + TOPIC,
+            lambda m: publisher.publish(TOPIC, m).receivers,
         ),
-        Way("guarded", "guard", lambda m: publisher.publish(TOPIC, m).receivers),
     ]
     readers: list[asyncio.Task[None]] = []
     clients: list[ClientConnection] = []
     try:
         for way in ways:
             for i in range(PROCESSES):
-                out = None if directory is None else Path(directory) / f"{way.mode}-{i}"
-                way.servers.append(Server(way.mode, url, out))
+                out = Path(directory) / f"{way.mode}-{i}"
+                way.servers.append(Server(way.mode, url, out, callgrind))
         for way in ways:
             for i, server in enumerate(way.servers):
                 uri = f"ws://127.0.0.1:{await asyncio.to_thread(server.port)}/"
@@ -250,8 +258,11 @@ async def watched(url: str, directory: str | None) -> AsyncIterator[list[Way]]:
                     asyncio.create_task(_read(ws, log))
                     for ws, log in zip(opened, logs, strict=True)
                 ]
+        async with asyncio.timeout(WAIT):  # the Subscribers subscribe on a first watcher
+            while any(_subscribers(bare, way.channel) < PROCESSES for way in ways):
+                await asyncio.sleep(0.1)
         for way in ways:
-            await way.warm_up(wait=5.0 if directory is None else WAIT / 4)
+            await way.warm_up(wait=WAIT / 4 if callgrind else 5.0)
         yield ways
     finally:
         for task in readers:
@@ -273,15 +284,22 @@ def _paced(way: Way, messages: int) -> None:
         way.publish(seq)
 
 
-async def latency(url: str, rounds: int, messages: int) -> dict[str, list[list[int]]]:
+async def latency(
+    url: str, directory: str, rounds: int, messages: int
+) -> dict[str, list[list[int]]]:
     """Each way's publish-to-delivery times (ns), a list per round."""
-    async with watched(url, None) as ways:
+    async with watched(url, directory, False) as ways:
         found: dict[str, list[list[int]]] = {way.name: [] for way in ways}
         for r in range(rounds):
             for way in ways if r % 2 == 0 else ways[::-1]:
                 before = way.counts()
-                await asyncio.to_thread(_paced, way, messages)
-                await way.settle([n + messages for n in before])
+                gc.collect()
+                gc.disable()  # a collection among 1,000 clients stalls them for up to 0.1 s
+                try:
+                    await asyncio.to_thread(_paced, way, messages)
+                    await way.settle([n + messages for n in before])
+                finally:
+                    gc.enable()
                 found[way.name].append(
                     [
                         arrived - int(json.loads(data)["sent"])
@@ -296,7 +314,7 @@ async def instructions(
     url: str, directory: str, repeats: int, messages: int
 ) -> dict[str, list[float]]:
     """Each way's instructions per delivery (both servers summed), one per repeat."""
-    async with watched(url, directory) as ways:
+    async with watched(url, directory, True) as ways:
         found: dict[str, list[float]] = {way.name: [] for way in ways}
         for r in range(repeats):
             for way in ways if r % 2 == 0 else ways[::-1]:
@@ -348,7 +366,7 @@ def main() -> int:
     print(f"{'case':52} {'bare':>10} {'guarded':>10} {'ratio':>7} {'spread':>7}")
     with redis_server() as url, tempfile.TemporaryDirectory() as directory:
         if args.only != "instructions":
-            times = asyncio.run(latency(url, rounds, per_round))
+            times = asyncio.run(latency(url, directory, rounds, per_round))
             for q in (50, 99):
                 pooled = {
                     way: _quantile([t for r in each for t in r], q) for way, each in times.items()

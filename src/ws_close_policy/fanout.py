@@ -441,6 +441,7 @@ class Subscriber:
                 kind, name = message["type"], message["channel"]
                 if kind == "message":
                     self._received(name.decode(), message["data"])
+                    await asyncio.sleep(0)  # a burst read at once: let deliveries keep up
                 elif kind == "subscribe":
                     topic = self._topics.get(name.decode())
                     if topic is not None and not topic.ready.done():
