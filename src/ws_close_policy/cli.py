@@ -11,8 +11,10 @@ import asyncio
 import json
 import logging
 import math
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from ._report import FORMATS, code_row, code_rows, render
@@ -130,6 +132,19 @@ def _parser() -> argparse.ArgumentParser:
         help="an allowed Origin header value, e.g. http://127.0.0.1:8765 (repeatable; 'none' "
         "allows clients that send none); refused as --refusal says (HTTP 403, or close 1008). "
         "Default: any Origin",
+    )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run as a fleet: worker processes and a jobs process, the jobs' messages "
+        "reaching every watcher through this Redis (e.g. redis://127.0.0.1:6379/0; needs "
+        "the redis extra)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_arg,
+        default=None,
+        help="server worker processes sharing the port, with --redis (default: 2)",
     )
     _add_profile(serve)
 
@@ -265,6 +280,10 @@ def _serve_demo(args: argparse.Namespace) -> int:
         print(f"serving {uri}/jobs/{{job_id}}?token={quoted} on {args.adapter}", flush=True)
         print(f"the page: {page}{token}", flush=True)
 
+    if args.redis is not None:
+        return _serve_fleet(args, settings, ready)
+    if args.workers is not None:
+        raise SystemExit("ws-close-policy: --workers needs --redis (the jobs run elsewhere)")
     try:
         asyncio.run(
             serve_until_signalled(args.adapter, settings, args.host, args.port, ready=ready)
@@ -274,6 +293,34 @@ def _serve_demo(args: argparse.Namespace) -> int:
             f"ws-close-policy: cannot serve on {args.host}:{args.port}: {exc}"
         ) from None
     return 0
+
+
+def _serve_fleet(args: argparse.Namespace, settings: Any, ready: Callable[[str], None]) -> int:
+    """``serve-demo --redis URL``: worker processes on one socket, and a jobs process."""
+    _require("redis", "redis")
+    from ._demo.fleet import serve_fleet
+    from ._demo.servers import listen, serve_until_signalled
+
+    logging.getLogger().handlers[0].setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(name)s %(message)s")
+    )
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        raise SystemExit(
+            f"ws-close-policy: cannot serve on {args.host}:{args.port}: {exc}"
+        ) from None
+    workers = 2 if args.workers is None else args.workers
+    ready(f"ws://{args.host}:{sock.getsockname()[1]}")
+    print(f"{workers} workers and a jobs process, through {args.redis}", flush=True)
+
+    def worker(sock: socket.socket) -> None:
+        serving = serve_until_signalled(
+            args.adapter, settings, args.host, args.port, sock=sock, redis=args.redis
+        )
+        asyncio.run(serving)
+
+    return serve_fleet(worker, args.redis, settings, sock, workers)
 
 
 def _probe(args: argparse.Namespace) -> int:

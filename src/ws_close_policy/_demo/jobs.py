@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -110,10 +111,25 @@ async def handle(conn: PolicyConnection, job_id: str, settings: DemoSettings) ->
     """One connection: the job runs while the client's messages are answered."""
     await conn.send(envelope("job_started", job_id))
     async for message in conn.run(run_job(conn, job_id, settings)):
-        kind = message["type"]
-        if kind == "ping":
-            await conn.send(envelope("pong", job_id))
-        elif kind == "cancel":
-            await conn.close(Outcome.CANCELLED)  # 1001; the job is cancelled
-        elif kind == "refresh_token" and message.get("token") != settings.token:
-            await conn.close(Outcome.POLICY_VIOLATION)
+        await answer(conn, job_id, message, settings)
+
+
+async def answer(
+    conn: PolicyConnection,
+    job_id: str,
+    message: dict[str, Any],
+    settings: DemoSettings,
+    cancel: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """A client message: ``ping`` -> ``pong``; ``cancel`` -> 1001 (after ``cancel()``, which
+    stops a job run elsewhere; ``run`` cancels its own); ``refresh_token`` with a wrong
+    token -> 1008."""
+    kind = message["type"]
+    if kind == "ping":
+        await conn.send(envelope("pong", job_id))
+    elif kind == "cancel":
+        if cancel is not None:
+            await cancel()
+        await conn.close(Outcome.CANCELLED)  # 1001
+    elif kind == "refresh_token" and message.get("token") != settings.token:
+        await conn.close(Outcome.POLICY_VIOLATION)

@@ -12,7 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from .. import Outcome, Reject
@@ -21,6 +21,9 @@ from ..lifecycle import Origins
 from ..policy import server_max_size
 from .jobs import DemoSettings, handle
 from .page import PAGE_PATHS, page_response
+
+if TYPE_CHECKING:
+    from .fleet import Fleet
 
 Adapter = Literal["websockets", "starlette"]
 ADAPTERS: tuple[Adapter, ...] = ("websockets", "starlette")
@@ -39,7 +42,7 @@ def _job_and_query(path: str) -> tuple[str | None, dict[str, str]]:
     return None, query
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     sock = socket.create_server((host, port), reuse_port=False)
     sock.setblocking(False)
     return sock
@@ -51,7 +54,7 @@ def _token_matches(given: str | None, expected: str) -> bool:
 
 @asynccontextmanager
 async def _websockets_server(
-    sock: socket.socket, settings: DemoSettings, connections: Connections
+    sock: socket.socket, settings: DemoSettings, connections: Connections, fleet: Fleet | None
 ) -> AsyncIterator[Any]:
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.datastructures import Headers
@@ -88,7 +91,10 @@ async def _websockets_server(
             if not token_ok(ws.request):  # refusal="close": a browser reads 1008
                 await conn.close(Outcome.POLICY_VIOLATION)
                 return
-            await handle(conn, job_id, settings)
+            if fleet is None:
+                await handle(conn, job_id, settings)
+            else:
+                await fleet.watch(conn, job_id, summary=query.get("summary") == "1")
 
     allowed = None if settings.origins is None else Origins(settings.origins)
     options = adapter.serve_options(settings.policy(summary=False))
@@ -103,7 +109,7 @@ async def _websockets_server(
         yield server
 
 
-def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
+def _starlette_app(settings: DemoSettings, connections: Connections, fleet: Fleet | None) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request as HttpRequest
     from starlette.responses import Response as HttpResponse
@@ -132,9 +138,13 @@ def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
             await check_origin(websocket)  # HTTP 403, or with for_browsers a close 1008
         await authenticate(websocket)  # HTTP 401, or with for_browsers a close 1008
         job_id = websocket.path_params["job_id"]
-        policy = settings.policy(summary=websocket.query_params.get("summary") == "1")
+        summary = websocket.query_params.get("summary") == "1"
+        policy = settings.policy(summary)
         async with adapter.guard(websocket, policy, connections=connections) as conn:
-            await handle(conn, job_id, settings)
+            if fleet is None:
+                await handle(conn, job_id, settings)
+            else:
+                await fleet.watch(conn, job_id, summary)
 
     async def page(request: HttpRequest) -> HttpResponse:
         found = page_response(request.url.path, settings)
@@ -148,14 +158,14 @@ def _starlette_app(settings: DemoSettings, connections: Connections) -> Any:
 
 @asynccontextmanager
 async def _starlette_server(
-    sock: socket.socket, settings: DemoSettings, connections: Connections
+    sock: socket.socket, settings: DemoSettings, connections: Connections, fleet: Fleet | None
 ) -> AsyncIterator[Any]:
     import uvicorn
 
     # Twice the policy's limit: a message just over it reaches the policy, which answers
     # with the profile's reason; a far larger one is still refused by uvicorn unbuffered.
     config = uvicorn.Config(
-        _starlette_app(settings, connections),
+        _starlette_app(settings, connections, fleet),
         lifespan="off",
         log_level="critical" if settings.quiet else "warning",
         ws_max_size=server_max_size(settings.policy(summary=False)),
@@ -205,15 +215,20 @@ async def running(
     host: str = "127.0.0.1",
     port: int = 0,
     connections: Connections | None = None,
+    *,
+    sock: socket.socket | None = None,
+    fleet: Fleet | None = None,
 ) -> AsyncIterator[Served]:
-    """Serve the reference app until the block ends (with ``connections``, or its own)."""
+    """Serve the reference app until the block ends (with ``connections``, or its own; on
+    ``sock``, a listening socket, or a new one on ``host:port``; with ``fleet``, jobs run
+    elsewhere and reach the watchers through Redis)."""
     if connections is None:
         connections = _connections(settings)
-    sock = _listen(host, port)
+    sock = listen(host, port) if sock is None else sock
     actual = sock.getsockname()[1]
     runner = _websockets_server if adapter == "websockets" else _starlette_server
     try:
-        async with runner(sock, settings, connections):
+        async with runner(sock, settings, connections, fleet):
             yield Served(f"ws://{host}:{actual}", connections)
     finally:
         sock.close()
@@ -226,8 +241,11 @@ async def serve_until_signalled(
     port: int,
     *,
     ready: Callable[[str], Awaitable[None] | None] | None = None,
+    sock: socket.socket | None = None,
+    redis: str | None = None,
 ) -> None:
-    """``serve-demo``: serve until SIGTERM or SIGINT, then drain (1012) and return.
+    """``serve-demo``: serve until SIGTERM or SIGINT, then drain (1012) and return. With
+    ``redis`` (a URL), a fleet worker: jobs run in the jobs process (``_demo.fleet``).
 
     SIGUSR1 prints one JSON line of statistics (open tasks and guarded connections) to
     stdout, for the load test's leak checks.
@@ -242,7 +260,18 @@ async def serve_until_signalled(
     await asyncio.sleep(0)  # drain_on_signal installs its handlers as it starts
     loop.add_signal_handler(signal.SIGUSR1, _print_stats, connections)
     try:
-        async with running(adapter, settings, host, port, connections) as served:
+        async with contextlib.AsyncExitStack() as stack:
+            fleet = None
+            if redis is not None:
+                from ..fanout import Subscriber
+                from .fleet import Fleet
+
+                subscriber = await stack.enter_async_context(Subscriber(redis, connections))
+                fleet = Fleet(redis, subscriber, settings)
+                stack.push_async_callback(fleet.aclose)
+            served = await stack.enter_async_context(
+                running(adapter, settings, host, port, connections, sock=sock, fleet=fleet)
+            )
             if ready is not None:
                 result = ready(served.uri)
                 if result is not None:
