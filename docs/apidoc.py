@@ -36,6 +36,7 @@ MODULES = (
     "ws_close_policy.adapters.starlette",
     "ws_close_policy.adapters.aiohttp",
     "ws_close_policy.client",
+    "ws_close_policy.fanout",
     "ws_close_policy.metrics",
     "ws_close_policy.metrics.prometheus",
     "ws_close_policy.metrics.opentelemetry",

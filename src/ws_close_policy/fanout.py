@@ -204,17 +204,17 @@ class AsyncPublisher(_Publishing):
             self._client = instance(redis, _aredis.Redis, "redis")
 
     async def publish(self, topic: str, message: object) -> Published:
-        """See :meth:`Publisher.publish`."""
+        """As ``Publisher.publish``, awaited."""
         return await self._publish(*self._message(topic, message))
 
     async def finish(
         self, topic: str, outcome: Outcome | int = Outcome.COMPLETED, reason: str | None = None
     ) -> Published:
-        """See :meth:`Publisher.finish`."""
+        """As ``Publisher.finish``, awaited."""
         return await self._publish(*self._finish(topic, outcome, reason))
 
     async def fail(self, topic: str, exc: BaseException) -> Published:
-        """See :meth:`Publisher.fail`."""
+        """As ``Publisher.fail``, awaited."""
         return await self._publish(*self._fail(topic, exc))
 
     async def aclose(self) -> None:
