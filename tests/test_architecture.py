@@ -18,7 +18,7 @@ from ws_close_policy.adapters import Transport
 
 PACKAGE = Path(ws_close_policy.__file__).resolve().parent
 #: Everything else is the sans-IO core.
-NOT_CORE = ("adapters", "client", "_demo", "cli", "__main__", "testing", "metrics")
+NOT_CORE = ("adapters", "client", "_demo", "cli", "__main__", "testing", "metrics", "fanout")
 #: The adapter modules proper: one per server family, each translating, nothing else.
 ADAPTERS = {"websockets": 250, "starlette": 250, "aiohttp": 150}  # and their line budgets
 

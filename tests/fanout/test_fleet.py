@@ -269,3 +269,4 @@ async def stalled(tmp_path: Path, redis: RedisServer) -> None:
     assert took < WAIT
     logs = (tmp_path / "uvicorn.log").read_text() + (tmp_path / "websockets.log").read_text()
     assert logs.count("closed: 1013 try_again_later by local (overloaded)") == 2
+    assert logs.count("too slow for a broadcast") == 2  # once each, not once a message

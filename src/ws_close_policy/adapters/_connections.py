@@ -85,6 +85,7 @@ class Connections:
         self._waiting: set[asyncio.Event] = set()  # one per drain still spreading its closes
         self._first_drain: asyncio.Task[int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._slow: set[PolicyConnection] = set()  # closed as too slow, not yet gone
 
     def __len__(self) -> int:
         return len(self._open)
@@ -221,6 +222,9 @@ class Connections:
                 slow.append(sends[task])
             sent += sum(not task.cancelled() and task.exception() is None for task in done)
         for connection in slow:
+            if connection in self._slow:  # its close is under way already
+                continue
+            self._slow.add(connection)
             logger.warning(
                 "websocket %s: too slow for a broadcast, closing",
                 connection.id,
@@ -240,6 +244,7 @@ class Connections:
 
     def _leave(self, connection: PolicyConnection) -> None:
         self._open.discard(connection)
+        self._slow.discard(connection)
 
     def _report(self, what: str, *args: Any) -> None:
         """Tell the metrics, if any: a failure there is logged, never raised."""
