@@ -379,9 +379,15 @@ class Subscriber:
         )
 
     async def aclose(self) -> None:
-        """Stop: the Redis connection is closed; open connections are left to the app's
-        drain (closing its watchers is not the subscriber's call)."""
+        """Stop: close the Redis connection. Close it after the app's drain (its lifespan
+        or ``serve`` inside ``async with subscriber``): a watcher still open then would get
+        nothing more, so it is closed with ``Outcome.RESTARTING`` (1012)."""
         self._closed = True
+        watchers = [c for topic in self._topics.values() for c in topic.watchers]
+        self._topics.clear()
+        await asyncio.gather(
+            *(c.close(Outcome.RESTARTING) for c in watchers), return_exceptions=True
+        )
         await self._unlink()
         for task in list(self._tasks):
             task.cancel()

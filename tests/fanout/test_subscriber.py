@@ -166,3 +166,17 @@ def test_an_async_publisher_and_a_redis_client_of_yours(server: RedisServer) -> 
         return [*transport.sent, *((str(code), False) for code, _ in transport.closes)]
 
     assert run(scenario()) == [(b"plain text", True), ("4004", False)]
+
+
+def test_watchers_left_open_when_the_subscriber_closes_get_1012(server: RedisServer) -> None:
+    async def scenario() -> list[tuple[int, str]]:
+        subscriber = Subscriber(server.url, Connections())
+        transport = FakeTransport()
+        async with guarded(transport) as conn:
+            task = asyncio.create_task(watch(subscriber, conn))
+            await asyncio.sleep(0.3)
+            await subscriber.aclose()  # before the app's drain: the wrong order
+            await asyncio.wait_for(task, 5)
+        return transport.closes
+
+    assert run(scenario()) == [(1012, "Service restarting")]
