@@ -95,7 +95,8 @@ test-redis: $(STAMP)
 		{ echo "installing Debian's redis-server package"; \
 		  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null || \
 		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null; }; }
-	$(BIN)/python -m pytest -m redis tests/fanout
+	$(BIN)/python -m pytest -m "redis or not redis" tests/fanout tests/test_fanout.py \
+		--cov --cov-config=tests/fanout/coverage.toml --cov-report=term
 
 # Autobahn|Testsuite through every adapter next to its bare transport, on every server
 # (a few minutes; wstest needs Python 2.7, found on PATH or under pyenv, or AUTOBAHN_PYTHON2).

@@ -28,6 +28,8 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import TracebackType
@@ -248,16 +250,19 @@ def _publish_error(name: str, exc: Exception) -> PublishError:
 class SubscriberStats:
     """A :class:`Subscriber`'s figures, for logs and metrics.
 
-    ``topics`` and ``watchers``: watched now. ``messages``: payloads received and delivered
+    ``topics`` and ``watchers``: watched now. ``unconfirmed``: watchers closed with 1013
+    because Redis had not confirmed their subscription within ``timeout`` (a busy Redis or
+    process; the subscription itself goes on). ``messages``: payloads received and delivered
     (once each, whatever the number of watchers). ``invalid``: payloads on a watched channel
     that were not a publisher's (logged, skipped). ``lost``: times the subscription was lost
-    (Redis unreachable, restarted, or silent past the health check), each closing every
-    watcher with 1013. ``lagging``: topics whose watchers were closed with 1013 because
-    more than ``max_pending`` messages waited for them.
+    or could not be made (Redis unreachable, restarted, or silent past the health check),
+    each closing every watcher with 1013. ``lagging``: topics whose watchers were closed
+    with 1013 because more than ``max_pending`` messages waited for them.
     """
 
     topics: int
     watchers: int
+    unconfirmed: int
     messages: int
     invalid: int
     lost: int
@@ -294,7 +299,9 @@ class Subscriber:
     :param prefix: before each topic in its channel name; the publishers' (default
         ``"ws-close-policy:"``).
     :param timeout: seconds to connect and to have a subscription confirmed (default 2.0);
-        past it the watcher is closed with 1013.
+        past it the watcher is closed with 1013 (that one alone, unless connecting failed).
+        For as long after a failed attempt to connect, new watchers are closed at once
+        instead of each trying again.
     :param health_interval: after this many seconds without a word from Redis a PING is
         sent; without an answer after as many again, the subscription counts as lost
         (default 5.0).
@@ -328,6 +335,7 @@ class Subscriber:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counts = collections.Counter[str]()
         self._closed = False
+        self._failed_at = -math.inf  # when connecting last failed (time.monotonic)
 
     @contextlib.asynccontextmanager
     async def watching(self, connection: PolicyConnection, topic: str) -> AsyncIterator[None]:
@@ -359,9 +367,15 @@ class Subscriber:
             try:
                 async with asyncio.timeout(self.timeout):
                     await asyncio.shield(joined.ready)
-            except Exception as exc:  # never subscribed: lost already, or Redis too slow
-                if not joined.ready.done():
-                    self._lose(f"no subscription within {self.timeout} s ({exc!r})")
+            except Exception:  # the link failed (and every watcher is told), or too slow
+                if not joined.ready.done():  # Redis, or this process, is busy: this one only
+                    self._counts["unconfirmed"] += 1
+                    logger.warning(
+                        "websocket %s: no subscription to %s within %.1f s, closing",
+                        connection.id,
+                        name,
+                        self.timeout,
+                    )
                 await connection.close(Outcome.OVERLOADED)
             yield
         finally:
@@ -372,6 +386,7 @@ class Subscriber:
         return SubscriberStats(
             topics=len(self._topics),
             watchers=sum(len(t.watchers) for t in self._topics.values()),
+            unconfirmed=self._counts["unconfirmed"],
             messages=self._counts["messages"],
             invalid=self._counts["invalid"],
             lost=self._counts["lost"],
@@ -410,6 +425,8 @@ class Subscriber:
     # --- the Redis link -------------------------------------------------------------------
 
     async def _subscribe(self, topic: _Topic) -> None:
+        if self._topics.get(topic.name) is not topic:  # its watchers left, or it was lost
+            return
         try:
             pubsub = await self._linked()
             await pubsub.subscribe(topic.name)
@@ -422,10 +439,17 @@ class Subscriber:
         """The pub/sub connection, made on first need; one reader task reads it."""
         async with self._linking:
             if self._pubsub is None:
+                since = time.monotonic() - self._failed_at
+                if since < self.timeout:  # no new attempt per watcher while Redis is down
+                    raise _redis.ConnectionError(f"no connection {since:.1f} s ago")
                 if self._client is None:
                     self._client = _aredis.Redis.from_url(self.url, **self._settings)
                 pubsub = self._client.pubsub()
-                await pubsub.connect()
+                try:
+                    await pubsub.connect()
+                except BaseException:
+                    self._failed_at = time.monotonic()
+                    raise
                 self._pubsub = pubsub
                 self._reader = self._spawn(self._read(pubsub))
             return self._pubsub

@@ -231,6 +231,7 @@ async def unreachable(tmp_path: Path) -> None:
         with Publisher(redis.url, timeout=1.0) as job, pytest.raises(PublishError):
             job.publish("job:1", {"step": 0})
         redis.start()
+        await asyncio.sleep(2.0)  # for `timeout` after a failed attempt, no new one is made
         async with AsyncExitStack() as stack:
             clients = await watchers(stack, servers, "job:1", each=2)
             with Publisher(redis.url) as job:
