@@ -7,6 +7,7 @@
 #   make demo                      the reference demo
 #   make bench                     the benchmarks (ratios against a baseline in the same run)
 #   make bench-instructions        instructions per call and per echo under callgrind (needs valgrind)
+#   make bench-redis               fan-out through Redis: latency, instructions per delivery
 #   make autobahn                  Autobahn|Testsuite: each adapter vs its bare server
 #   make dist                      the sdist and the wheel in dist/, checked by twine
 #   make herd                      the reconnect herd simulation and its plot (docs/herd.png)
@@ -20,10 +21,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: help install test test-browser test-redis autobahn lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
+.PHONY: help install test test-browser test-redis bench-redis install-redis-server autobahn lint typecheck unit demo bench bench-instructions bench-quick dist herd fuzz load lock clean docs
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 install: $(STAMP)
 
@@ -90,13 +91,20 @@ test-browser: $(STAMP)
 # Fan-out through Redis (tests marked `redis`): Debian's redis-server package (apt-get, as
 # root or through sudo; the tests start their own servers on free ports) and redis-py from
 # constraints.txt; several real server processes per test.
-test-redis: $(STAMP)
+test-redis: $(STAMP) install-redis-server
+	$(BIN)/python -m pytest -m "redis or not redis" tests/fanout tests/test_fanout.py \
+		--cov --cov-config=tests/fanout/coverage.toml --cov-report=term
+
+# Fan-out through Redis: latency and instructions per delivery against hand-written
+# redis-py subscribers (needs valgrind too).
+bench-redis: $(STAMP) install-redis-server
+	$(BIN)/python benchmarks/fanout_redis.py
+
+install-redis-server:
 	@command -v redis-server >/dev/null 2>&1 || \
 		{ echo "installing Debian's redis-server package"; \
 		  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null || \
 		  { $(APT_GET) update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q redis-server >/dev/null; }; }
-	$(BIN)/python -m pytest -m "redis or not redis" tests/fanout tests/test_fanout.py \
-		--cov --cov-config=tests/fanout/coverage.toml --cov-report=term
 
 # Autobahn|Testsuite through every adapter next to its bare transport, on every server
 # (a few minutes; wstest needs Python 2.7, found on PATH or under pyenv, or AUTOBAHN_PYTHON2).
