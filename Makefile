@@ -77,10 +77,11 @@ bench-quick: $(STAMP)
 
 # The demo page in real headless Chromium (tests/browser, marked `browser`): Debian's
 # chromium package (apt-get, as root or through sudo) and Playwright for Python from
-# constraints.txt, pointed at that browser; nothing is downloaded at test time. Screenshots
+# constraints.txt, pointed at that browser; nothing is downloaded at test time. The page
+# is also driven against `serve-demo --redis` (a fleet), hence Debian's redis-server. Screenshots
 # of each state land in build/screenshots/.
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
-test-browser: $(STAMP)
+test-browser: $(STAMP) install-redis-server
 	@test -x /usr/lib/chromium/chromium || command -v chromium >/dev/null 2>&1 || \
 		{ echo "installing Debian's chromium package"; \
 		  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q chromium >/dev/null || \

@@ -1,9 +1,11 @@
 """The demo page in headless Chromium against a real ``ws-close-policy serve-demo`` process:
-progress, the closes a browser can read, the advice, and the reconnects it leads to. Each
-state is saved as a screenshot in build/screenshots/."""
+progress, the closes a browser can read, the advice, and the reconnects it leads to; the
+page unchanged against ``serve-demo --redis`` (a fleet). Each state is saved as a
+screenshot in build/screenshots/."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -16,6 +18,7 @@ import pytest
 
 from tests.adapters.stacks import Server, free_port, started
 from tests.browser.conftest import screenshot
+from tests.fanout.redis_server import redis_server
 
 pytestmark = pytest.mark.browser
 
@@ -28,11 +31,19 @@ def _serve_demo(port: int, *options: str) -> list[str]:
 
 
 @contextmanager
-def demo(tmp_path: Path, *options: str, port: int | None = None) -> Iterator[Server]:
-    """A serve-demo process, started as a user starts it."""
+def demo(
+    tmp_path: Path, *options: str, port: int | None = None, fleet: bool = False
+) -> Iterator[Server]:
+    """A serve-demo process, started as a user starts it; with ``fleet``, as a fleet (two
+    workers and a jobs process, through a redis-server of its own)."""
     port = port or free_port()
-    with started("serve-demo", _serve_demo(port, *options), port, tmp_path) as server:
-        yield server
+    with contextlib.ExitStack() as stack:
+        if fleet:
+            redis = stack.enter_context(redis_server(tmp_path))
+            options = (*options, "--redis", redis.url, "--workers", "2")
+        yield stack.enter_context(
+            started("serve-demo", _serve_demo(port, *options), port, tmp_path)
+        )
 
 
 def _url(server: Server, query: str = "") -> str:
@@ -62,8 +73,9 @@ def _open(page: Any, server: Server, query: str = "") -> None:
     page.wait_for_selector("body[data-ready=true]")
 
 
-def test_progress_then_the_policys_closes(page: Any, tmp_path: Path) -> None:
-    with demo(tmp_path) as server:
+@pytest.mark.parametrize("fleet", [False, True], ids=["one-process", "fleet"])
+def test_progress_then_the_policys_closes(page: Any, tmp_path: Path, fleet: bool) -> None:
+    with demo(tmp_path, fleet=fleet) as server:
         _open(page, server)
         ok = _start(page, "ok")
         _until(ok, lambda d: float(ok.locator("progress").get_attribute("value") or 0) > 0)
@@ -159,9 +171,12 @@ def test_a_1013_backs_off(page: Any, tmp_path: Path) -> None:
         _until(second, lambda d: d.get("state") == "open", timeout=20)
 
 
-def test_a_restart_shows_1012_then_reconnects_inside_the_window(page: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fleet", [False, True], ids=["one-process", "fleet"])
+def test_a_restart_shows_1012_then_reconnects_inside_the_window(
+    page: Any, tmp_path: Path, fleet: bool
+) -> None:
     port = free_port()
-    with demo(tmp_path, port=port) as server:
+    with demo(tmp_path, port=port, fleet=fleet) as server:
         _open(page, server)
         card = _start(page, "slow")
         _until(card, lambda d: int(d.get("messages", "0")) >= 1)
@@ -174,7 +189,7 @@ def test_a_restart_shows_1012_then_reconnects_inside_the_window(page: Any, tmp_p
         screenshot(page, "restart-1012")
         assert server.process.wait(timeout=10) == 0
     (tmp_path / "again").mkdir()
-    with demo(tmp_path / "again", port=port):  # the new release, on the same port
+    with demo(tmp_path / "again", port=port, fleet=fleet):  # the new release, same port
         _until(card, lambda d: d.get("reconnects") == "1" and d.get("state") == "open")
         assert time.monotonic() - closed_at >= float(RESTART[0])
         screenshot(page, "restart-reconnected")
