@@ -9,6 +9,8 @@ import logging
 import time
 
 import pytest
+import redis
+import redis.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +21,7 @@ from tests.wire import run
 from ws_close_policy import Close, Outcome, Send, Violation, decide_outbound
 from ws_close_policy._fanout import MAX_TOPIC, channel, pack, unpack
 from ws_close_policy.adapters import Connections
+from ws_close_policy.cli import main
 from ws_close_policy.fanout import AsyncPublisher, Publisher, PublishError, Subscriber
 from ws_close_policy.testing import reasons, sendable_codes
 
@@ -99,7 +102,7 @@ def test_arguments_are_checked_when_built() -> None:
         AsyncPublisher(url, prefix=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout"):
         Publisher(url, timeout=0)
-    with pytest.raises(TypeError, match="redis must be a Redis"):
+    with pytest.raises(TypeError, match=r"redis must be a URL or a redis\.Redis, not int"):
         Publisher(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="connections must be a Connections"):
         Subscriber(url, None)  # type: ignore[arg-type]
@@ -109,6 +112,32 @@ def test_arguments_are_checked_when_built() -> None:
         Subscriber(url, Connections(), max_pending=0)
     with pytest.raises(TypeError, match="url must be a str"):
         Subscriber(b"redis://", Connections())  # type: ignore[arg-type]
+
+
+def test_a_url_redis_cannot_read_or_a_client_of_the_other_kind_is_refused_when_built() -> None:
+    for build in (Publisher, AsyncPublisher, lambda url: Subscriber(url, Connections())):
+        with pytest.raises(ValueError, match="not a Redis URL: 'localhost:6379'"):
+            build("localhost:6379")
+    with pytest.raises(TypeError, match=r"a redis\.Redis, not redis\.asyncio\.client\.Redis"):
+        Publisher(redis.asyncio.Redis())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a redis\.asyncio\.Redis, not redis\.client\.Redis"):
+        AsyncPublisher(redis.Redis())  # type: ignore[arg-type]
+
+
+def test_a_closed_publisher_publishes_nothing() -> None:
+    job = Publisher("redis://127.0.0.1:1/0")
+    job.close()
+    with pytest.raises(RuntimeError, match="the publisher is closed"):
+        job.publish("job:1", {})
+    with pytest.raises(RuntimeError, match="the publisher is closed"):
+        job.fail("job:1", ValueError())
+
+
+def test_serve_demo_refuses_a_bad_redis_url_and_workers_without_redis() -> None:
+    with pytest.raises(SystemExit, match="--redis: Redis URL must specify"):
+        main(["serve-demo", "--redis", "notaurl"])
+    with pytest.raises(SystemExit, match="--workers needs --redis"):
+        main(["serve-demo", "--workers", "2"])
 
 
 def test_connections_forward_takes_only_an_action() -> None:
@@ -121,11 +150,12 @@ def test_a_publisher_that_cannot_reach_redis_raises_publish_error_in_time(
 ) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     started = time.monotonic()
-    with Publisher(url, timeout=1.0) as job, pytest.raises(PublishError, match="job:1") as caught:
-        job.publish("job:1", {"type": "progress"})
-    assert caught.value.__cause__ is not None  # redis-py's ConnectionError
-    with pytest.raises(PublishError, match="job:1"):
-        job.finish("job:1")
+    with Publisher(url, timeout=1.0) as job:
+        with pytest.raises(PublishError, match="job:1") as caught:
+            job.publish("job:1", {"type": "progress"})
+        assert caught.value.__cause__ is not None  # redis-py's ConnectionError
+        with pytest.raises(PublishError, match="job:1"):
+            job.finish("job:1")
 
     async def scenario() -> None:
         async with AsyncPublisher(url, timeout=1.0) as publisher:

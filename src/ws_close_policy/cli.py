@@ -298,12 +298,18 @@ def _serve_demo(args: argparse.Namespace) -> int:
 def _serve_fleet(args: argparse.Namespace, settings: Any, ready: Callable[[str], None]) -> int:
     """``serve-demo --redis URL``: worker processes on one socket, and a jobs process."""
     _require("redis", "redis")
+    import redis
+
     from ._demo.fleet import serve_fleet
     from ._demo.servers import listen, serve_until_signalled
 
     logging.getLogger().handlers[0].setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(name)s %(message)s")
     )
+    try:
+        redis.Redis.from_url(args.redis)  # the URL only: nothing connects yet
+    except ValueError as exc:
+        raise SystemExit(f"ws-close-policy: --redis: {exc}") from None
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:

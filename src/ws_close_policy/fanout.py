@@ -89,25 +89,48 @@ class _Publishing:
     def __init__(self, policy: Policy, prefix: str) -> None:
         self.policy = instance(policy, Policy, "policy")
         self.prefix = text(prefix, "prefix")
+        self._closed = False
+
+    def _channel(self, topic: str) -> str:
+        if self._closed:
+            raise RuntimeError("the publisher is closed")
+        return channel(self.prefix, topic)
 
     def _message(self, topic: str, message: object) -> tuple[str, bytes, Send | Close]:
-        name = channel(self.prefix, topic)
+        name = self._channel(topic)
         action = decide_outbound(message, self.policy)
         return name, pack(action), action
 
     def _finish(
         self, topic: str, outcome: Outcome | int, reason: str | None
     ) -> tuple[str, bytes, Close]:
-        name = channel(self.prefix, topic)
+        name = self._channel(topic)
         action = close_for(outcome, self.policy, reason)
         return name, pack(action), action
 
     def _fail(self, topic: str, exc: BaseException) -> tuple[str, bytes, Close]:
-        name = channel(self.prefix, topic)
+        name = self._channel(topic)
         instance(exc, BaseException, "exc")
         detail = f"{type(exc).__name__}: {exc}"[:200]
         action = close_for(Outcome.FAILED, self.policy, detail=detail)
         return name, pack(action), action
+
+
+def _from_url(kind: Any, url: str, settings: dict[str, Any]) -> Any:
+    """A client of ``kind`` for ``url``; ``ValueError`` naming it for a URL redis-py
+    cannot read (it connects later, on first use)."""
+    try:
+        return kind.from_url(url, **settings)
+    except ValueError as exc:
+        raise ValueError(f"not a Redis URL: {url!r} ({exc})") from None
+
+
+def _client(client: object, kind: type, expected: str) -> Any:
+    if not isinstance(client, kind):
+        kind_of, module = type(client).__qualname__, type(client).__module__
+        given = kind_of if module == "builtins" else f"{module}.{kind_of}"
+        raise TypeError(f"redis must be a URL or a {expected}, not {given}")
+    return client
 
 
 def _settings(timeout: float, retry: object) -> dict[str, Any]:
@@ -142,14 +165,15 @@ class Publisher(_Publishing):
         settings = _settings(timeout, _SyncRetry(NoBackoff(), 0))
         self._owned = isinstance(redis, str)
         if isinstance(redis, str):
-            self._client = _redis.Redis.from_url(redis, **settings)
+            self._client = _from_url(_redis.Redis, redis, settings)
         else:
-            self._client = instance(redis, _redis.Redis, "redis")
+            self._client = _client(redis, _redis.Redis, "redis.Redis")
 
     def publish(self, topic: str, message: object) -> Published:
         """Decide ``message`` once and publish the result to ``topic``'s watchers: a
         ``Send``, or the ``Close`` they all get (1009 for a message too large that cannot
-        be degraded). ``PublishError`` if Redis did not take it."""
+        be degraded, 1011 for one the codec cannot serialise): after a ``Close`` the topic's
+        watchers are gone, so stop the job. ``PublishError`` if Redis did not take it."""
         return self._publish(*self._message(topic, message))
 
     def finish(
@@ -166,7 +190,9 @@ class Publisher(_Publishing):
         return self._publish(*self._fail(topic, exc))
 
     def close(self) -> None:
-        """Close the client the publisher made from a URL (not one passed in)."""
+        """Close the client the publisher made from a URL (not one passed in); publishing
+        afterwards raises ``RuntimeError``."""
+        self._closed = True
         if self._owned:
             self._client.close()
 
@@ -201,9 +227,9 @@ class AsyncPublisher(_Publishing):
         settings = _settings(timeout, _AsyncRetry(NoBackoff(), 0))
         self._owned = isinstance(redis, str)
         if isinstance(redis, str):
-            self._client = _aredis.Redis.from_url(redis, **settings)
+            self._client = _from_url(_aredis.Redis, redis, settings)
         else:
-            self._client = instance(redis, _aredis.Redis, "redis")
+            self._client = _client(redis, _aredis.Redis, "redis.asyncio.Redis")
 
     async def publish(self, topic: str, message: object) -> Published:
         """As ``Publisher.publish``, awaited."""
@@ -220,7 +246,9 @@ class AsyncPublisher(_Publishing):
         return await self._publish(*self._fail(topic, exc))
 
     async def aclose(self) -> None:
-        """Close the client the publisher made from a URL (not one passed in)."""
+        """Close the client the publisher made from a URL (not one passed in); publishing
+        afterwards raises ``RuntimeError``."""
+        self._closed = True
         if self._owned:
             await self._client.aclose()
 
@@ -328,7 +356,7 @@ class Subscriber:
         self.health_interval = positive_number(health_interval, "health_interval")
         self.max_pending = positive_int(max_pending, "max_pending")
         self._topics: dict[str, _Topic] = {}
-        self._client: Any = None
+        self._client: Any = _from_url(_aredis.Redis, self.url, self._settings)
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._linking = asyncio.Lock()
@@ -397,6 +425,8 @@ class Subscriber:
         """Stop: close the Redis connection. Close it after the app's drain (its lifespan
         or ``serve`` inside ``async with subscriber``): a watcher still open then would get
         nothing more, so it is closed with ``Outcome.RESTARTING`` (1012)."""
+        if self._closed:
+            return
         self._closed = True
         watchers = [c for topic in self._topics.values() for c in topic.watchers]
         self._topics.clear()
@@ -407,9 +437,7 @@ class Subscriber:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._client.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -432,7 +460,7 @@ class Subscriber:
             await pubsub.subscribe(topic.name)
             if self._topics.get(topic.name) is not topic:  # it left before this was sent
                 await self._unsubscribe(pubsub, topic.name)
-        except (_redis.RedisError, OSError) as exc:
+        except Exception as exc:  # Redis refused, unreachable, or anything unforeseen
             self._lose(f"cannot subscribe: {type(exc).__name__}: {exc}")
 
     async def _linked(self) -> Any:
@@ -442,8 +470,6 @@ class Subscriber:
                 since = time.monotonic() - self._failed_at
                 if since < self.timeout:  # no new attempt per watcher while Redis is down
                     raise _redis.ConnectionError(f"no connection {since:.1f} s ago")
-                if self._client is None:
-                    self._client = _aredis.Redis.from_url(self.url, **self._settings)
                 pubsub = self._client.pubsub()
                 try:
                     await pubsub.connect()
@@ -494,9 +520,10 @@ class Subscriber:
         if len(topic.pending) >= self.max_pending:
             self._counts["lagging"] += 1
             logger.warning(
-                "%s: %d messages waiting for its watchers, closing %d with 1013",
+                "%s: %d messages waiting for its watchers, more than %d: closing %d with 1013",
                 name,
-                len(topic.pending),
+                len(topic.pending) + 1,
+                self.max_pending,
                 len(topic.watchers),
             )
             topic.pending.clear()

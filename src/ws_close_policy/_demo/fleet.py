@@ -219,7 +219,8 @@ def serve_fleet(
         pid, status = os.wait()
         alive.discard(pid)
         if not stopping.is_set():
-            logger.error("process %d ended (status %d): stopping the fleet", pid, status)
+            code = os.waitstatus_to_exitcode(status)  # negative: the signal that ended it
+            logger.error("process %d ended (exit code %d): stopping the fleet", pid, code)
             failed = True
             relay()
     return 1 if failed else 0
