@@ -1,13 +1,17 @@
-"""Shared benchmark helpers: paired A/B timing with medians and ratios."""
+"""Shared benchmark helpers: paired A/B timing with medians and ratios; a server process's
+instructions under callgrind."""
 
 from __future__ import annotations
 
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import timeit
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 
 Case = tuple[str, Callable[[], object], Callable[[], object]]  # (name, baseline, candidate)
 Result = tuple[str, float, float, float]  # (name, baseline s, candidate s, paired ratio)
@@ -84,3 +88,26 @@ def _fmt(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.2f} us"
     return f"{seconds * 1e3:.2f} ms"
+
+
+def under_callgrind(command: list[str], out: Path) -> list[str]:
+    """``command`` run under callgrind, each dump in ``out.1``, ``out.2`` ..."""
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-line=no",
+            *command]  # fmt: skip
+
+
+def callgrind_zero(pid: int, timeout: float) -> None:
+    """Count ``pid``'s instructions from now on."""
+    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True,
+                   timeout=timeout)  # fmt: skip
+
+
+def callgrind_count(pid: int, out: Path, dump: int, timeout: float) -> int:
+    """``pid``'s instructions since ``callgrind_zero``, from its ``dump``-th dump."""
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True,
+                   timeout=timeout)  # fmt: skip
+    text = Path(f"{out}.{dump}").read_text()
+    found = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no summary in callgrind dump {out}.{dump}")
+    return int(found.group(1))

@@ -35,7 +35,6 @@ import contextlib
 import gc
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -53,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
-from _harness import header
+from _harness import callgrind_count, callgrind_zero, header, under_callgrind
 from ws_close_policy.fanout import DEFAULT_PREFIX, Publisher
 
 SERVER = Path(__file__).with_name("fanout_redis_server.py")
@@ -124,8 +123,7 @@ class Server:
     def __init__(self, mode: str, url: str, name: str, out: Path, callgrind: bool) -> None:
         command = [sys.executable, str(SERVER), mode, url, name]
         if callgrind:
-            valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-            command = [*valgrind, "--dump-line=no", *command]
+            command = under_callgrind(command, out)
         self.out, self.dumps, self.log = out, 0, out.with_suffix(".log")
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
@@ -145,22 +143,13 @@ class Server:
             raise RuntimeError(f"no port from {self.out.name}: {self.log.read_text()[-2000:]}")
         return int(line)
 
-    def _control(self, option: str) -> None:
-        command = ["callgrind_control", option, str(self.process.pid)]
-        subprocess.run(command, check=True, capture_output=True, timeout=WAIT)
-
     def zero(self) -> None:
-        self._control("--zero")
+        callgrind_zero(self.process.pid, WAIT)
 
     def count(self) -> int:
         """Instructions since the last ``zero()``."""
-        self._control("--dump")
         self.dumps += 1
-        dump = Path(f"{self.out}.{self.dumps}").read_text()
-        found = re.search(r"^summary: (\d+)", dump, re.MULTILINE)
-        if found is None:
-            raise RuntimeError(f"no summary in callgrind dump {self.out}.{self.dumps}")
-        return int(found.group(1))
+        return callgrind_count(self.process.pid, self.out, self.dumps, WAIT)
 
 
 class Way:

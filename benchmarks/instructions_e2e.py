@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from _harness import callgrind_count, callgrind_zero, under_callgrind
 from e2e import MESSAGE
 
 SERVER = Path(__file__).with_name("e2e_server.py")
@@ -63,13 +63,7 @@ class Callgrind:
         self.out = out
         self.dumps = 0
         self.process = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                "--dump-line=no",
-                *command,
-            ],
+            under_callgrind(command, out),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -81,26 +75,13 @@ class Callgrind:
         assert self.process.stdout is not None
         return self.process.stdout.readline().strip()
 
-    def _control(self, option: str) -> None:
-        subprocess.run(
-            ["callgrind_control", option, str(self.process.pid)],
-            check=True,
-            capture_output=True,
-            timeout=WAIT,
-        )
-
     def zero(self) -> None:
-        self._control("--zero")
+        callgrind_zero(self.process.pid, WAIT)
 
     def count(self) -> int:
         """Instructions since the last ``zero()``."""
-        self._control("--dump")
         self.dumps += 1
-        dump = Path(f"{self.out}.{self.dumps}").read_text()
-        found = re.search(r"^summary: (\d+)", dump, re.MULTILINE)
-        if found is None:
-            raise RuntimeError(f"no summary in callgrind dump {self.out}.{self.dumps}")
-        return int(found.group(1))
+        return callgrind_count(self.process.pid, self.out, self.dumps, WAIT)
 
     def stop(self) -> None:
         if self.process.poll() is None:

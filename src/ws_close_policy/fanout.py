@@ -30,9 +30,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
 
 import redis as _redis
@@ -47,6 +46,7 @@ from ._enums import Outcome
 from ._fanout import channel, pack, unpack
 from ._outbound import decide_outbound
 from .adapters import Connections, PolicyConnection
+from .adapters._tasks import Tasks
 from .lifecycle import close_for
 from .policy import DEFAULT, Policy
 
@@ -125,12 +125,17 @@ def _from_url(kind: Any, url: str, settings: dict[str, Any]) -> Any:
         raise ValueError(f"not a Redis URL: {url!r} ({exc})") from None
 
 
-def _client(client: object, kind: type, expected: str) -> Any:
-    if not isinstance(client, kind):
-        kind_of, module = type(client).__qualname__, type(client).__module__
-        given = kind_of if module == "builtins" else f"{module}.{kind_of}"
+def _client(redis: object, timeout: float, kind: type, retry: object) -> Any:
+    """A publisher's client: made from a URL with ``_settings``, or the caller's own."""
+    if isinstance(redis, str):
+        return _from_url(kind, redis, _settings(timeout, retry))
+    positive_number(timeout, "timeout")
+    if not isinstance(redis, kind):
+        expected = "redis.Redis" if kind is _redis.Redis else "redis.asyncio.Redis"
+        given, module = type(redis).__qualname__, type(redis).__module__
+        given = given if module == "builtins" else f"{module}.{given}"
         raise TypeError(f"redis must be a URL or a {expected}, not {given}")
-    return client
+    return redis
 
 
 def _settings(timeout: float, retry: object) -> dict[str, Any]:
@@ -162,12 +167,8 @@ class Publisher(_Publishing):
         timeout: float = 2.0,
     ) -> None:
         super().__init__(policy, prefix)
-        settings = _settings(timeout, _SyncRetry(NoBackoff(), 0))
         self._owned = isinstance(redis, str)
-        if isinstance(redis, str):
-            self._client = _from_url(_redis.Redis, redis, settings)
-        else:
-            self._client = _client(redis, _redis.Redis, "redis.Redis")
+        self._client = _client(redis, timeout, _redis.Redis, _SyncRetry(NoBackoff(), 0))
 
     def publish(self, topic: str, message: object) -> Published:
         """Decide ``message`` once and publish the result to ``topic``'s watchers: a
@@ -224,12 +225,8 @@ class AsyncPublisher(_Publishing):
         timeout: float = 2.0,
     ) -> None:
         super().__init__(policy, prefix)
-        settings = _settings(timeout, _AsyncRetry(NoBackoff(), 0))
         self._owned = isinstance(redis, str)
-        if isinstance(redis, str):
-            self._client = _from_url(_aredis.Redis, redis, settings)
-        else:
-            self._client = _client(redis, _aredis.Redis, "redis.asyncio.Redis")
+        self._client = _client(redis, timeout, _aredis.Redis, _AsyncRetry(NoBackoff(), 0))
 
     async def publish(self, topic: str, message: object) -> Published:
         """As ``Publisher.publish``, awaited."""
@@ -360,7 +357,7 @@ class Subscriber:
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._linking = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(logger, "fan-out task")
         self._counts = collections.Counter[str]()
         self._closed = False
         self._failed_at = -math.inf  # when connecting last failed (time.monotonic)
@@ -388,7 +385,7 @@ class Subscriber:
         if joined is None:
             joined = self._topics[name] = _Topic(name)
             joined.watchers.add(connection)
-            self._spawn(self._subscribe(joined))
+            self._tasks.spawn(self._subscribe(joined))
         else:
             joined.watchers.add(connection)
         try:
@@ -434,20 +431,13 @@ class Subscriber:
             *(c.close(Outcome.RESTARTING) for c in watchers), return_exceptions=True
         )
         await self._unlink()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         await self._client.aclose()
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # --- the Redis link -------------------------------------------------------------------
@@ -477,7 +467,7 @@ class Subscriber:
                     self._failed_at = time.monotonic()
                     raise
                 self._pubsub = pubsub
-                self._reader = self._spawn(self._read(pubsub))
+                self._reader = self._tasks.spawn(self._read(pubsub))
             return self._pubsub
 
     async def _read(self, pubsub: Any) -> None:
@@ -534,7 +524,7 @@ class Subscriber:
     def _queue(self, topic: _Topic, action: Send | Close | None) -> None:
         topic.pending.append(action)
         if topic.delivering is None:
-            topic.delivering = self._spawn(self._deliver(topic))
+            topic.delivering = self._tasks.spawn(self._deliver(topic))
 
     async def _deliver(self, topic: _Topic) -> None:
         """One topic's messages, one after the other: each connection gets them in order,
@@ -555,7 +545,7 @@ class Subscriber:
             return
         del self._topics[topic.name]
         if self._pubsub is not None:
-            self._spawn(self._unsubscribe(self._pubsub, topic.name))
+            self._tasks.spawn(self._unsubscribe(self._pubsub, topic.name))
 
     async def _unsubscribe(self, pubsub: Any, name: str) -> None:
         if name in self._topics:  # watched again meanwhile
@@ -584,7 +574,7 @@ class Subscriber:
                 topic.ready.set_exception(ConnectionError(why))
                 topic.ready.exception()  # retrieved: a watcher may have given up already
             self._queue(topic, _LOST)
-        self._spawn(self._unlink())
+        self._tasks.spawn(self._unlink())
 
     async def _unlink(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -597,15 +587,4 @@ class Subscriber:
 
     def _close_all(self, watchers: Any) -> None:
         for connection in list(watchers):
-            self._spawn(connection.close(Outcome.OVERLOADED))
-
-    def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (failure := task.exception()) is not None:
-            logger.error("fan-out task failed", exc_info=failure)
+            self._tasks.spawn(connection.close(Outcome.OVERLOADED))

@@ -16,7 +16,7 @@ import logging
 import random as _random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._actions import Close, Reject, Send
@@ -27,6 +27,7 @@ from ..lifecycle import admission, drain_delays
 from ..metrics import Metrics
 from ..policy import DEFAULT, Policy
 from ..session import Session, State
+from ._tasks import Tasks
 
 if TYPE_CHECKING:
     from ._connection import PolicyConnection, SendMany
@@ -84,7 +85,7 @@ class Connections:
         self._draining = False
         self._waiting: set[asyncio.Event] = set()  # one per drain still spreading its closes
         self._first_drain: asyncio.Task[int] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(logger, "websocket background task")
         self._slow: set[PolicyConnection] = set()  # closed as too slow, not yet gone
 
     def __len__(self) -> int:
@@ -155,9 +156,9 @@ class Connections:
         person in a hurry. Returns the first drain's task (its result: how many it
         closed). For the adapters' signal plumbing."""
         if self._first_drain is None:
-            self._first_drain = self._spawn(self.drain())
+            self._first_drain = self._tasks.spawn(self.drain())
         elif not self._first_drain.done() and signum != signal.SIGTERM:
-            self._spawn(self.drain(window=0))
+            self._tasks.spawn(self.drain(window=0))
         return self._first_drain
 
     # --- fan-out ---------------------------------------------------------------------------
@@ -230,7 +231,7 @@ class Connections:
                 connection.id,
                 extra={"ws_connection": connection.id},
             )
-            self._spawn(connection.close(Outcome.OVERLOADED))
+            self._tasks.spawn(connection.close(Outcome.OVERLOADED))
         return sent
 
     # --- the connections' side ------------------------------------------------------------
@@ -254,17 +255,6 @@ class Connections:
             getattr(self.metrics, what)(*args)
         except Exception:
             logger.exception("metrics %s() failed", what)
-
-    def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (failure := task.exception()) is not None:
-            logger.error("websocket background task failed", exc_info=failure)
 
 
 async def refusal_from(
