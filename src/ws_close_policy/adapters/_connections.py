@@ -17,7 +17,7 @@ import random as _random
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .._actions import Close, Reject, Send
 from .._arguments import function, instance, positive_int, positive_number
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ws_close_policy")
 _OPEN = State.OPEN  # a constant: enum members are slow to look up on CPython 3.11
-
-T = TypeVar("T")
 
 
 class Connections:
