@@ -14,12 +14,15 @@ import math
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ._report import FORMATS, code_row, code_rows, render
 from .codes import describe
 from .profile import PRESETS, Profile, profile_named
+
+if TYPE_CHECKING:
+    from ._demo.jobs import DemoSettings
 
 __all__ = ["main"]
 
@@ -255,7 +258,8 @@ def _serve_demo(args: argparse.Namespace) -> int:
     from ._demo.jobs import PROGRESS_STEPS, DemoSettings
     from ._demo.servers import serve_until_signalled
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    pid = " %(process)d" if args.redis is not None else ""  # a fleet: which process says it
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s{pid} %(name)s %(message)s")
     if not args.job_seconds > 0:
         raise SystemExit("ws-close-policy: --job-seconds must be positive")
     low, high = args.restart_delay
@@ -295,7 +299,9 @@ def _serve_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_fleet(args: argparse.Namespace, settings: Any, ready: Callable[[str], None]) -> int:
+def _serve_fleet(
+    args: argparse.Namespace, settings: DemoSettings, ready: Callable[[str], None]
+) -> int:
     """``serve-demo --redis URL``: worker processes on one socket, and a jobs process."""
     _require("redis", "redis")
     import redis
@@ -303,9 +309,6 @@ def _serve_fleet(args: argparse.Namespace, settings: Any, ready: Callable[[str],
     from ._demo.fleet import serve_fleet
     from ._demo.servers import listen, serve_until_signalled
 
-    logging.getLogger().handlers[0].setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(name)s %(message)s")
-    )
     try:
         redis.Redis.from_url(args.redis)  # the URL only: nothing connects yet
     except ValueError as exc:
