@@ -180,3 +180,30 @@ def test_watchers_left_open_when_the_subscriber_closes_get_1012(server: RedisSer
         return transport.closes
 
     assert run(scenario()) == [(1012, "Service restarting")]
+
+
+def test_a_topic_watched_again_as_its_last_watcher_leaves_keeps_its_subscription(
+    server: RedisServer,
+) -> None:
+    async def scenario() -> tuple[list[tuple[str | bytes, bool]], int]:
+        connections = Connections()
+        async with Subscriber(server.url, connections) as subscriber:
+            first, second = FakeTransport(), FakeTransport()
+            async with guarded(first, connections=connections) as one:
+                leaving = asyncio.create_task(watch(subscriber, one))
+                await asyncio.sleep(0.3)
+                first.leave()
+                await leaving  # the last watcher left: an UNSUBSCRIBE goes out ...
+            async with guarded(second, connections=connections) as two:
+                staying = asyncio.create_task(watch(subscriber, two))  # ... and a SUBSCRIBE
+                await asyncio.sleep(0.3)
+                subscribed_now = await asyncio.to_thread(subscribed, server)
+                async with AsyncPublisher(server.url) as publisher:
+                    await publisher.publish("job:1", "still here")
+                    await publisher.finish("job:1")
+                await asyncio.wait_for(staying, 5)
+        return second.sent, subscribed_now
+
+    sent, subscribed_now = run(scenario())
+    assert sent == [(b"still here", True)]
+    assert subscribed_now == 1
