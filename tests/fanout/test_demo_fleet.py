@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,12 @@ def test_serve_demo_with_redis_runs_as_a_fleet(adapter: str, tmp_path: Path) -> 
                 return await close_received(ws, WAIT)
 
         with started("fleet", argv, port, tmp_path) as fleet:
-            assert len(children(fleet.process.pid)) == 3  # two workers, one jobs process
+            # Two workers and a jobs process, forked after the socket listens.
+            deadline = time.monotonic() + WAIT
+            while len(children(fleet.process.pid)) < 3:
+                assert time.monotonic() < deadline, children(fleet.process.pid)
+                time.sleep(0.05)
+            assert len(children(fleet.process.pid)) == 3
             *same_job, failed, big, summary, cancelled = run(scenario(), timeout=60)
             closed = run(drained(), timeout=30)
             assert fleet.process.wait(20) == 0, fleet.output()
